@@ -1,0 +1,18 @@
+//! orgwall: organization-scoped M2M authentication for multi-tenant APIs, with tenant
+//! isolation enforced twice: in the verified access token, then by PostgreSQL row-level
+//! security keyed on a transaction-local setting derived from that token.
+
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod tenant;
+
+/// The embedded migrations (migrations/ in sqlx's own format).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -1,0 +1,369 @@
+//! `/orgs/{org_code}/data`: an organization's records, read and written only inside its
+//! tenant transaction.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::auth::Authorized;
+use crate::auth::scope::{DeleteData, ReadData, WriteData};
+use crate::body::{present, read_json};
+use crate::domain::RecordName;
+use crate::error::ApiError;
+use crate::tenant::{Db, TenantTx};
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Record {
+    pub id: i64,
+    pub name: String,
+    pub value: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of the list: `?limit=` (1–1000, default 100) and `?after=ID`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub after: i64,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: i64 = 100;
+    pub const MAX_LIMIT: i64 = 1000;
+
+    /// Parses the query string; `org_code` and unknown parameters are ignored.
+    pub fn from_query(qs: &str) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(qs)
+            .map_err(|e| ApiError::bad_request(format!("Query string is malformed: {e}")))?;
+        let mut page = Page {
+            limit: Self::DEFAULT_LIMIT,
+            after: 0,
+        };
+        let (mut seen_limit, mut seen_after) = (false, false);
+        for (key, value) in pairs {
+            match key.as_str() {
+                "limit" => {
+                    if std::mem::replace(&mut seen_limit, true) {
+                        return Err(ApiError::bad_request("'limit' is given more than once"));
+                    }
+                    page.limit = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| (1..=Self::MAX_LIMIT).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "'limit' must be an integer from 1 to {}, got '{}'",
+                                Self::MAX_LIMIT,
+                                truncate(&value)
+                            ))
+                        })?;
+                }
+                "after" => {
+                    if std::mem::replace(&mut seen_after, true) {
+                        return Err(ApiError::bad_request("'after' is given more than once"));
+                    }
+                    page.after = value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(
+                        || {
+                            ApiError::bad_request(format!(
+                                "'after' must be a record id (an integer of 0 or more), got '{}'",
+                                truncate(&value)
+                            ))
+                        },
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// The body of POST and PATCH. `org_code` is accepted and ignored: the org comes only from
+/// the verified token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
+    #[serde(default, rename = "org_code")]
+    _org_code: serde::de::IgnoredAny,
+}
+
+impl RecordInput {
+    fn name(&self) -> Result<Option<RecordName>, ApiError> {
+        match &self.name {
+            None => Ok(None),
+            Some(Value::String(s)) => RecordName::parse(s.clone())
+                .map(Some)
+                .map_err(ApiError::BadRequest),
+            Some(_) => Err(ApiError::bad_request("'name' must be a string")),
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad_request("Record id must be a positive integer"))
+}
+
+pub async fn list(
+    auth: Authorized<ReadData>,
+    req: HttpRequest,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::from_query(req.query_string())?;
+    let mut tx = TenantTx::begin(&db, &auth).await?;
+    let result = list_records(&mut tx, &page).await;
+    let (records, total) = tx.finish(result).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "org_code": auth.org_code(),
+        "records": records,
+        "total": total,
+    })))
+}
+
+pub async fn create(
+    auth: Authorized<WriteData>,
+    req: HttpRequest,
+    payload: web::Payload,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, ApiError> {
+    let input: RecordInput = read_json(&req, payload).await?;
+    let (name, value) = match (input.name()?, input.value) {
+        (Some(name), Some(value)) => (name, value),
+        _ => {
+            return Err(ApiError::bad_request(
+                "Both 'name' and 'value' fields are required",
+            ));
+        }
+    };
+    let mut tx = TenantTx::begin(&db, &auth).await?;
+    let result = insert_record(&mut tx, &name, &value).await;
+    let record = tx.finish(result).await?;
+    let location = format!("/orgs/{}/data/{}", auth.org_code(), record.id);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(json!({"org_code": auth.org_code(), "record": record})))
+}
+
+pub async fn get(
+    auth: Authorized<ReadData>,
+    path: web::Path<(String, String)>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.1)?;
+    let mut tx = TenantTx::begin(&db, &auth).await?;
+    let result = find_record(&mut tx, id).await;
+    let record = tx.finish(result).await?.ok_or_else(|| not_found(id))?;
+    Ok(HttpResponse::Ok().json(json!({"org_code": auth.org_code(), "record": record})))
+}
+
+pub async fn update(
+    auth: Authorized<WriteData>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.1)?;
+    let input: RecordInput = read_json(&req, payload).await?;
+    let name = input.name()?;
+    if name.is_none() && input.value.is_none() {
+        return Err(ApiError::bad_request(
+            "Give 'name' and/or 'value' to change",
+        ));
+    }
+    let mut tx = TenantTx::begin(&db, &auth).await?;
+    let result = update_record(&mut tx, id, name.as_ref(), input.value.as_ref()).await;
+    let record = tx.finish(result).await?.ok_or_else(|| not_found(id))?;
+    Ok(HttpResponse::Ok().json(json!({"org_code": auth.org_code(), "record": record})))
+}
+
+pub async fn delete(
+    auth: Authorized<DeleteData>,
+    path: web::Path<(String, String)>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.1)?;
+    let mut tx = TenantTx::begin(&db, &auth).await?;
+    let result = delete_record(&mut tx, id).await;
+    if !tx.finish(result).await? {
+        return Err(not_found(id));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::not_found(format!("Record {id} not found"))
+}
+
+const RECORD_COLUMNS: &str = "id, name, value, created_at, updated_at";
+
+#[tracing::instrument(skip_all)]
+pub async fn list_records(
+    tx: &mut TenantTx,
+    page: &Page,
+) -> Result<(Vec<Record>, i64), sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    // The total rides along with the page, so a normal list costs one statement.
+    let rows: Vec<(i64, String, Value, DateTime<Utc>, DateTime<Utc>, i64)> = sqlx::query_as(
+        "select id, name, value, created_at, updated_at,
+                (select count(*) from records where org_code = $1) as total
+           from records
+          where org_code = $1 and id > $2
+          order by id
+          limit $3",
+    )
+    .bind(&org)
+    .bind(page.after)
+    .bind(page.limit)
+    .fetch_all(tx.conn())
+    .await?;
+    let total = match rows.first() {
+        Some(row) => row.5,
+        None => count_records(tx).await?,
+    };
+    let records = rows
+        .into_iter()
+        .map(|(id, name, value, created_at, updated_at, _)| Record {
+            id,
+            name,
+            value,
+            created_at,
+            updated_at,
+        })
+        .collect();
+    Ok((records, total))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn count_records(tx: &mut TenantTx) -> Result<i64, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_scalar("select count(*) from records where org_code = $1")
+        .bind(org)
+        .fetch_one(tx.conn())
+        .await
+}
+
+/// Inserts with the org's next id: the counter row serializes concurrent creates in one org,
+/// so ids are dense and unique and none is ever reused.
+#[tracing::instrument(skip_all)]
+pub async fn insert_record(
+    tx: &mut TenantTx,
+    name: &RecordName,
+    value: &Value,
+) -> Result<Record, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_as(
+        "with next as (
+           insert into tenant_counters as c (org_code, counter, last_value)
+           values ($1, 'records', 1)
+           on conflict (org_code, counter) do update set last_value = c.last_value + 1
+           returning last_value
+         )
+         insert into records (org_code, id, name, value)
+         select $1, last_value, $2, $3 from next
+         returning id, name, value, created_at, updated_at",
+    )
+    .bind(org)
+    .bind(name.as_str())
+    .bind(value)
+    .fetch_one(tx.conn())
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_record(tx: &mut TenantTx, id: i64) -> Result<Option<Record>, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {RECORD_COLUMNS} from records where org_code = $1 and id = $2"
+    )))
+    .bind(org)
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn update_record(
+    tx: &mut TenantTx,
+    id: i64,
+    name: Option<&RecordName>,
+    value: Option<&Value>,
+) -> Result<Option<Record>, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_as(
+        "update records
+            set name = coalesce($3, name),
+                value = case when $4 then $5 else value end,
+                updated_at = now()
+          where org_code = $1 and id = $2
+      returning id, name, value, created_at, updated_at",
+    )
+    .bind(org)
+    .bind(id)
+    .bind(name.map(RecordName::as_str))
+    .bind(value.is_some())
+    .bind(value.cloned().unwrap_or(Value::Null))
+    .fetch_optional(tx.conn())
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn delete_record(tx: &mut TenantTx, id: i64) -> Result<bool, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    let done = sqlx::query("delete from records where org_code = $1 and id = $2")
+        .bind(org)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_defaults_and_bounds() {
+        assert_eq!(
+            Page::from_query("").unwrap(),
+            Page {
+                limit: 100,
+                after: 0
+            }
+        );
+        assert_eq!(
+            Page::from_query("limit=1&after=7").unwrap(),
+            Page { limit: 1, after: 7 }
+        );
+        assert_eq!(
+            Page::from_query("limit=1000&org_code=org_beta")
+                .unwrap()
+                .limit,
+            1000
+        );
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=abc",
+            "after=-1",
+            "after=abc",
+            "limit=1&limit=2",
+            "limit=%ZZ",
+        ] {
+            assert!(Page::from_query(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `Application::build / port / run_until_stopped`: how `main` and every test start the server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{App, HttpMessage, HttpServer, web};
+use anyhow::Context;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::auth::jwks::JwksCache;
+use crate::auth::{KeySource, Verifier};
+use crate::body::BodyLimit;
+use crate::config::Settings;
+use crate::error::render_non_json_error;
+use crate::telemetry::OrgwallRootSpan;
+use crate::tenant::Db;
+use crate::{db, routes};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// What the handlers share; built once, outside `HttpServer::new`.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub verifier: Arc<Verifier>,
+}
+
+impl AppState {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::pool(&settings).context("DATABASE_URL: cannot build the connection pool")?;
+        let db = Db::new(pool);
+        let http = jwks_client(&settings)?;
+        let cache = JwksCache::new(
+            settings.auth.jwks_url.clone(),
+            http,
+            settings.auth.jwks_ttl,
+            settings.auth.jwks_cooldown,
+        );
+        let keys = KeySource::Remote(Arc::new(cache));
+        let verifier = Verifier::new(
+            keys,
+            &settings.auth.issuer,
+            &settings.auth.audience,
+            &settings.auth.algorithms,
+        );
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            verifier: Arc::new(verifier),
+        })
+    }
+}
+
+fn jwks_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(settings.auth.jwks_timeout)
+        .connect_timeout(settings.auth.jwks_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("orgwall/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("AUTH_JWKS_URL: cannot build the HTTP client")
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = AppState::build(settings).await?;
+        Self::build_with_state(state).await
+    }
+
+    pub async fn build_with_state(state: AppState) -> anyhow::Result<Self> {
+        let settings = state.settings.clone();
+        let address = format!("{}:{}", settings.host, settings.port);
+        let listener = TcpListener::bind(&address)
+            .with_context(|| format!("PORT: cannot listen on {address}"))?;
+        let port = listener.local_addr()?.port();
+
+        let db = web::Data::new(state.db.clone());
+        let verifier = web::Data::from(state.verifier.clone());
+        let body_limit = BodyLimit(settings.body_limit);
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(render_non_json_error))
+                .wrap_fn(|req, srv| {
+                    let id = req.extensions().get::<RequestId>().copied();
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        if let Some(id) = id {
+                            if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+                                res.headers_mut()
+                                    .insert(HeaderName::from_static("x-request-id"), value);
+                            }
+                        }
+                        Ok(res)
+                    }
+                })
+                .wrap(TracingLogger::<OrgwallRootSpan>::new())
+                .app_data(db.clone())
+                .app_data(verifier.clone())
+                .app_data(body_limit)
+                .app_data(web::PayloadConfig::new(body_limit.0))
+                .configure(routes::configure)
+        })
+        .shutdown_timeout(settings.shutdown_grace.as_secs());
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or `handle().stop()`), then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

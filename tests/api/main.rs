@@ -1,0 +1,7 @@
+//! orgwall's integration tests: one binary, real PostgreSQL, real HTTP, real signed tokens.
+
+mod auth_checks;
+mod helpers;
+mod records;
+mod second_wall;
+mod tutorial;

@@ -1,0 +1,335 @@
+//! The second wall on its own: PostgreSQL row-level security keyed on the transaction-local
+//! `app.org_code`, proven without the application's own `where org_code` filters.
+
+use std::time::Duration;
+
+use orgwall::auth::OrgContext;
+use orgwall::domain::OrgCode;
+use orgwall::tenant::{Db, TenantTx};
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::helpers::{TestApp, create_database};
+
+fn ctx(org: &str) -> OrgContext {
+    OrgContext::for_operator(OrgCode::parse(org).unwrap())
+}
+
+/// A query function deliberately written without `where org_code`.
+async fn all_record_names_unfiltered(tx: &mut TenantTx) -> Vec<String> {
+    sqlx::query_scalar("select name from records order by org_code, id")
+        .fetch_all(tx.conn())
+        .await
+        .unwrap()
+}
+
+async fn seeded_pool(max: u32) -> PgPool {
+    let (_, url) = create_database().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(max)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into records (org_code, id, name, value) values
+           ('org_acme', 1, 'Acme Record A', '100'), ('org_acme', 2, 'Acme Record B', '200'),
+           ('org_beta', 1, 'Beta Record A', '50')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool
+}
+
+async fn drop_pool_db(pool: PgPool) {
+    let name: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut conn = PgConnection::connect(&format!("{}/postgres", crate::helpers::server_url()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"drop database "{name}" with (force)"#
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_unfiltered_query_in_a_tenant_transaction_sees_only_that_tenant() {
+    let pool = seeded_pool(2).await;
+    let db = Db::new(pool.clone());
+
+    let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
+    let acme = all_record_names_unfiltered(&mut tx).await;
+    tx.commit().await.unwrap();
+    let mut tx = TenantTx::begin(&db, &ctx("org_beta")).await.unwrap();
+    let beta = all_record_names_unfiltered(&mut tx).await;
+    tx.commit().await.unwrap();
+
+    assert_eq!(acme, ["Acme Record A", "Acme Record B"]);
+    assert_eq!(beta, ["Beta Record A"]);
+    drop_pool_db(pool).await;
+}
+
+#[tokio::test]
+async fn tenant_transactions_run_as_the_limited_role_even_for_a_superuser_url() {
+    let pool = seeded_pool(1).await;
+    let db = Db::new(pool.clone());
+
+    let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
+    let (user, bypass): (String, bool) = sqlx::query_as(
+        "select current_user::text, (select rolsuper or rolbypassrls from pg_roles where rolname = current_user)",
+    )
+    .fetch_one(tx.conn())
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(user, "orgwall_tenant");
+    assert!(!bypass);
+    drop_pool_db(pool).await;
+}
+
+#[tokio::test]
+async fn the_tenant_role_without_a_context_sees_nothing_and_cannot_insert() {
+    let pool = seeded_pool(1).await;
+    let mut conn = pool.acquire().await.unwrap();
+
+    sqlx::raw_sql("begin").execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql("set local role orgwall_tenant")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let visible: i64 = sqlx::query_scalar("select count(*) from records")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let insert = sqlx::query(
+        "insert into records (org_code, id, name, value) values ('org_acme', 9, 'x', '1')",
+    )
+    .execute(&mut *conn)
+    .await;
+    sqlx::raw_sql("rollback").execute(&mut *conn).await.unwrap();
+
+    // Empty string (what a finished transaction-local set leaves behind) matches nothing too.
+    sqlx::raw_sql(
+        "begin; set local role orgwall_tenant; select set_config('app.org_code', '', true)",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let visible_empty: i64 = sqlx::query_scalar("select count(*) from records")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql("rollback").execute(&mut *conn).await.unwrap();
+    drop(conn);
+
+    assert_eq!(visible, 0);
+    let err = insert.expect_err("insert without context must fail");
+    assert_eq!(
+        err.as_database_error().unwrap().code().as_deref(),
+        Some("42501"),
+        "{err}"
+    );
+    assert_eq!(visible_empty, 0);
+    drop_pool_db(pool).await;
+}
+
+#[tokio::test]
+async fn an_insert_for_another_org_is_rejected_by_with_check() {
+    let pool = seeded_pool(1).await;
+    let db = Db::new(pool.clone());
+
+    let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
+    let insert = sqlx::query(
+        "insert into records (org_code, id, name, value) values ('org_beta', 77, 'smuggled', '1')",
+    )
+    .execute(tx.conn())
+    .await;
+    tx.rollback().await.unwrap();
+    let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
+    let update = sqlx::query("update records set org_code = 'org_beta' where id = 1")
+        .execute(tx.conn())
+        .await;
+    tx.rollback().await.unwrap();
+
+    let err = insert.expect_err("WITH CHECK must reject");
+    assert_eq!(
+        err.as_database_error().unwrap().code().as_deref(),
+        Some("42501")
+    );
+    let err = update.expect_err("WITH CHECK must reject moving a row to another org");
+    assert_eq!(
+        err.as_database_error().unwrap().code().as_deref(),
+        Some("42501")
+    );
+    let beta: i64 = sqlx::query_scalar("select count(*) from records where org_code = 'org_beta'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(beta, 1);
+    drop_pool_db(pool).await;
+}
+
+#[tokio::test]
+async fn one_pooled_connection_alternating_orgs_never_leaks_context() {
+    let pool = seeded_pool(1).await;
+    let db = Db::new(pool.clone());
+
+    for round in 0..5 {
+        for (org, expected) in [("org_acme", 2usize), ("org_beta", 1)] {
+            let mut tx = TenantTx::begin(&db, &ctx(org)).await.unwrap();
+            assert_eq!(
+                all_record_names_unfiltered(&mut tx).await.len(),
+                expected,
+                "{org} round {round}"
+            );
+            if round % 2 == 0 {
+                tx.commit().await.unwrap()
+            } else {
+                tx.rollback().await.unwrap()
+            }
+
+            // Back on the same (only) connection, outside any tenant transaction.
+            let mut conn = pool.acquire().await.unwrap();
+            let (setting, user): (Option<String>, String) = sqlx::query_as(
+                "select nullif(current_setting('app.org_code', true), ''), current_user::text",
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+            assert_eq!(setting, None, "context survived its transaction");
+            assert_eq!(user, "postgres", "role survived its transaction");
+        }
+    }
+    drop_pool_db(pool).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_tenant_transaction_never_returns_to_the_pool_open() {
+    let pool = seeded_pool(1).await;
+    let db = Db::new(pool.clone());
+
+    // Cancel in the middle of a statement inside the transaction.
+    let cancelled = tokio::time::timeout(Duration::from_millis(200), async {
+        let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
+        sqlx::query("insert into records (org_code, id, name, value) values ('org_acme', 50, 'partial', '1')")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        sqlx::query("select pg_sleep(5)").execute(tx.conn()).await.unwrap();
+        tx.commit().await.unwrap();
+    })
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "the transaction should have been cancelled"
+    );
+
+    // Cancel while BEGIN itself may be in flight, many times.
+    for _ in 0..50 {
+        let _ = tokio::time::timeout(
+            Duration::from_micros(50),
+            TenantTx::begin(&db, &ctx("org_beta")),
+        )
+        .await;
+    }
+
+    let mut conn = pool.acquire().await.unwrap();
+    // One simple-protocol statement: outside a transaction block its implicit transaction
+    // starts with it, so now() equals statement_timestamp(); inside a leaked block it cannot.
+    let row = sqlx::raw_sql(
+        "select (now() <> statement_timestamp())::text, coalesce(nullif(current_setting('app.org_code', true), ''), '-')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    let in_tx = sqlx::Row::get::<String, _>(&row, 0) == "true";
+    let setting = Some(sqlx::Row::get::<String, _>(&row, 1)).filter(|s| s != "-");
+    drop(conn);
+    let idle_in_tx: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(idle_in_tx, 0);
+    assert!(!in_tx, "connection came back inside a transaction");
+    assert_eq!(setting, None);
+    let partial: i64 = sqlx::query_scalar("select count(*) from records where name = 'partial'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(partial, 0, "a cancelled transaction's write is visible");
+    drop_pool_db(pool).await;
+}
+
+#[tokio::test]
+async fn a_request_dropped_mid_transaction_writes_nothing_and_leaks_no_transaction() {
+    let app = TestApp::spawn().await;
+    let token = app.issuer.token("org_acme", "write:data");
+    // Hold a lock that the create's counter upsert must wait for.
+    let mut blocker = app.admin_pool.acquire().await.unwrap();
+    sqlx::raw_sql("begin; lock table tenant_counters in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let res = client
+        .post(app.url("/orgs/org_acme/data"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "never", "value": 1}))
+        .send()
+        .await;
+    assert!(res.is_err(), "the client should have given up");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::raw_sql("rollback")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    drop(blocker);
+
+    // The abandoned backend finishes or dies; none stays idle in transaction.
+    let mut stuck = 1;
+    for _ in 0..50 {
+        stuck = sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_stat_activity
+              where datname = current_database() and application_name = 'orgwall'
+                and state like 'idle in transaction%'",
+        )
+        .fetch_one(&app.admin_pool)
+        .await
+        .unwrap();
+        if stuck == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stuck, 0);
+    // The service still works, and the abandoned write is not visible.
+    let res = app
+        .post_json(
+            "/orgs/org_acme/data",
+            Some(&token),
+            &json!({"name": "after", "value": 2}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let names: Vec<String> = app
+        .rows_of("org_acme")
+        .await
+        .into_iter()
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(names, ["after"], "the abandoned write must not be visible");
+}
