@@ -15,6 +15,8 @@ use crate::auth::{KeySource, Verifier};
 use crate::body::BodyLimit;
 use crate::config::Settings;
 use crate::error::render_non_json_error;
+use crate::issuer::Issuer;
+use crate::issuer::admin::AdminToken;
 use crate::telemetry::OrgwallRootSpan;
 use crate::tenant::Db;
 use crate::{db, routes};
@@ -30,20 +32,31 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub verifier: Arc<Verifier>,
+    /// The built-in issuer, when `ISSUER_ENABLED`.
+    pub issuer: Option<Arc<Issuer>>,
 }
 
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = db::pool(&settings).context("DATABASE_URL: cannot build the connection pool")?;
-        let db = Db::new(pool);
-        let http = jwks_client(&settings)?;
-        let cache = JwksCache::new(
-            settings.auth.jwks_url.clone(),
-            http,
-            settings.auth.jwks_ttl,
-            settings.auth.jwks_cooldown,
-        );
-        let keys = KeySource::Remote(Arc::new(cache));
+        let db = Db::new(pool.clone());
+        let issuer = match settings.issuer_enabled {
+            true => Some(Issuer::start(pool, &settings).await),
+            false => None,
+        };
+        let keys = match &issuer {
+            // Our own issuer's keys, without a round trip through our own JWKS endpoint.
+            Some(issuer) if settings.auth.in_process_keys => KeySource::Local(issuer.keys.clone()),
+            _ => {
+                let cache = JwksCache::new(
+                    settings.auth.jwks_url.clone(),
+                    jwks_client(&settings)?,
+                    settings.auth.jwks_ttl,
+                    settings.auth.jwks_cooldown,
+                );
+                KeySource::Remote(Arc::new(cache))
+            }
+        };
         let verifier = Verifier::new(
             keys,
             &settings.auth.issuer,
@@ -54,6 +67,7 @@ impl AppState {
             settings: Arc::new(settings),
             db,
             verifier: Arc::new(verifier),
+            issuer,
         })
     }
 }
@@ -84,6 +98,8 @@ impl Application {
         let db = web::Data::new(state.db.clone());
         let verifier = web::Data::from(state.verifier.clone());
         let body_limit = BodyLimit(settings.body_limit);
+        let issuer = state.issuer.clone().map(web::Data::from);
+        let admin_token = settings.admin_token.clone().map(AdminToken);
 
         let mut server = HttpServer::new(move || {
             App::new()
@@ -108,6 +124,16 @@ impl Application {
                 .app_data(body_limit)
                 .app_data(web::PayloadConfig::new(body_limit.0))
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if let Some(issuer) = &issuer {
+                        cfg.app_data(issuer.clone())
+                            .configure(crate::issuer::configure);
+                        if let Some(token) = &admin_token {
+                            cfg.app_data(token.clone())
+                                .configure(crate::issuer::admin::configure);
+                        }
+                    }
+                })
         })
         .shutdown_timeout(settings.shutdown_grace.as_secs());
         if settings.workers > 0 {

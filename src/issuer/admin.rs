@@ -1,0 +1,340 @@
+//! The admin HTTP API (contract §6), present only when `ADMIN_TOKEN` is set. Bodies and
+//! answers mirror the CLI commands, through the same catalogue functions.
+
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use aws_lc_rs::digest::{SHA256, digest};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::{Issuer, catalogue, keys};
+use crate::body::read_json;
+use crate::config::parse_duration;
+use crate::error::ApiError;
+use crate::tenant::Db;
+
+/// The configured admin token, registered as app data.
+#[derive(Clone)]
+pub struct AdminToken(pub SecretString);
+
+/// A request that presented the admin token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let expected = req
+            .app_data::<AdminToken>()
+            .expect("BUG: AdminToken not registered");
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        // Compare digests so that neither content nor length leaks through timing.
+        let ok = presented.is_some_and(|p| {
+            let a = digest(&SHA256, p.as_bytes());
+            let b = digest(&SHA256, expected.0.expose_secret().as_bytes());
+            bool::from(a.as_ref().ct_eq(b.as_ref()))
+        });
+        std::future::ready(if ok {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized("A valid admin token is required"))
+        })
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin")
+            .route("/apis", web::get().to(list_apis))
+            .route("/apis", web::post().to(create_api))
+            .route("/apis/scopes", web::post().to(add_scope))
+            .route("/orgs", web::get().to(list_orgs))
+            .route("/orgs", web::post().to(create_org))
+            .route("/orgs/{org_code}/users", web::post().to(add_user))
+            .route("/apps", web::get().to(list_apps))
+            .route("/apps", web::post().to(create_app))
+            .route("/apps/{client_id}", web::delete().to(delete_app))
+            .route("/apps/{client_id}/authorize", web::post().to(authorize))
+            .route(
+                "/apps/{client_id}/rotate-secret",
+                web::post().to(rotate_secret),
+            )
+            .route("/apps/{client_id}/disable", web::post().to(disable))
+            .route("/apps/{client_id}/enable", web::post().to(enable))
+            .route("/apps/{client_id}/token", web::post().to(token))
+            .route("/keys/rotate", web::post().to(rotate_keys)),
+    );
+}
+
+fn ok(value: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok().json(value)
+}
+
+fn created(value: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Created().json(value)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeIn {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApi {
+    audience: String,
+    name: String,
+    #[serde(default)]
+    scopes: Vec<ScopeIn>,
+    #[serde(default)]
+    token_lifetime: Option<u64>,
+}
+
+async fn list_apis(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(catalogue::list_apis(&issuer.pool).await?))
+}
+
+async fn create_api(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let input: CreateApi = read_json(&req, body).await?;
+    let scopes: Vec<(String, String)> = input
+        .scopes
+        .into_iter()
+        .map(|s| (s.name, s.description))
+        .collect();
+    let lifetime = input.token_lifetime.map(Duration::from_secs);
+    Ok(created(
+        catalogue::create_api(
+            &issuer.pool,
+            &input.audience,
+            &input.name,
+            &scopes,
+            lifetime,
+        )
+        .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddScope {
+    audience: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn add_scope(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let input: AddScope = read_json(&req, body).await?;
+    Ok(ok(catalogue::add_scope(
+        &issuer.pool,
+        &input.audience,
+        &input.name,
+        &input.description,
+    )
+    .await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOrg {
+    code: String,
+    name: String,
+}
+
+async fn list_orgs(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(catalogue::list_orgs(&issuer.pool).await?))
+}
+
+async fn create_org(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let input: CreateOrg = read_json(&req, body).await?;
+    Ok(created(
+        catalogue::create_org(&issuer.pool, &input.code, &input.name).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddUser {
+    email: String,
+    name: String,
+}
+
+async fn add_user(
+    _: Admin,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, ApiError> {
+    let input: AddUser = read_json(&req, body).await?;
+    Ok(created(
+        catalogue::add_user(&db, &path, &input.email, &input.name).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApp {
+    name: String,
+    #[serde(default)]
+    org_code: Option<String>,
+}
+
+async fn list_apps(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(catalogue::list_apps(&issuer.pool).await?))
+}
+
+async fn create_app(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let input: CreateApp = read_json(&req, body).await?;
+    let app = catalogue::create_app(&issuer.pool, &input.name, input.org_code.as_deref()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(app))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Authorize {
+    audience: String,
+    scopes: String,
+}
+
+async fn authorize(
+    _: Admin,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let input: Authorize = read_json(&req, body).await?;
+    Ok(ok(catalogue::authorize(
+        &issuer.pool,
+        &path,
+        &input.audience,
+        &input.scopes,
+    )
+    .await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    #[serde(default)]
+    grace: Option<String>,
+}
+
+async fn rotate_secret(
+    _: Admin,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v != "0");
+    let input: Rotate = if has_body {
+        read_json(&req, body).await?
+    } else {
+        Rotate::default()
+    };
+    let grace = match input.grace.as_deref() {
+        Some(g) => parse_duration(g).map_err(|e| ApiError::bad_request(format!("grace: {e}")))?,
+        None => Duration::ZERO,
+    };
+    let secret = catalogue::rotate_secret(&issuer.pool, &path, grace).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(secret))
+}
+
+async fn disable(
+    _: Admin,
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok(catalogue::set_enabled(&issuer.pool, &path, false).await?))
+}
+
+async fn enable(
+    _: Admin,
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok(catalogue::set_enabled(&issuer.pool, &path, true).await?))
+}
+
+async fn delete_app(
+    _: Admin,
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok(catalogue::delete_app(&issuer.pool, &path).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenIn {
+    audience: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+async fn token(
+    _: Admin,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let input: TokenIn = read_json(&req, body).await?;
+    let issued = issuer
+        .issue_for_app(&path, &input.audience, input.scope.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(issued))
+}
+
+async fn rotate_keys(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
+    let kid = keys::rotate(&issuer.pool)
+        .await
+        .map_err(ApiError::Internal)?;
+    issuer.keys.reload().await.map_err(ApiError::Internal)?;
+    Ok(ok(serde_json::json!({"kid": kid})))
+}

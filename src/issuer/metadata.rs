@@ -1,0 +1,34 @@
+//! RFC 8414 metadata and the JWKS.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::Issuer;
+use crate::error::ApiError;
+
+pub async fn discovery(issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
+    let scopes: Vec<String> =
+        sqlx::query_scalar("select distinct name from api_scopes order by name")
+            .fetch_all(&issuer.pool)
+            .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(json!({
+            "issuer": issuer.public_url,
+            "token_endpoint": issuer.token_endpoint(),
+            "jwks_uri": issuer.jwks_uri(),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": scopes,
+            "response_types_supported": ["token"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "subject_types_supported": ["public"],
+        })))
+}
+
+pub async fn jwks(issuer: web::Data<Issuer>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(&*issuer.keys.jwks())
+}

@@ -1,0 +1,78 @@
+//! The built-in org-scoped M2M issuer (shared/CONTRACT.md §5, §6): what Kinde does in the
+//! tutorial, self-hosted.
+
+pub mod admin;
+pub mod catalogue;
+pub mod demo;
+pub mod keys;
+pub mod metadata;
+pub mod ratelimit;
+pub mod secrets;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use keys::KeyStore;
+use ratelimit::FailureLimiter;
+
+pub struct Issuer {
+    pub pool: PgPool,
+    pub keys: Arc<KeyStore>,
+    pub public_url: String,
+    pub limiter: FailureLimiter,
+}
+
+impl Issuer {
+    /// Loads (or creates) the signing keys; a database that is down at start-up only delays
+    /// issuance, retried in the background.
+    pub async fn start(pool: PgPool, settings: &Settings) -> Arc<Self> {
+        let keys = KeyStore::new(pool.clone(), settings.issuer.token_lifetime);
+        if let Err(e) = keys.ensure_and_reload().await {
+            tracing::warn!(error = %format!("{e:#}"), "signing keys not loaded yet; retrying in the background");
+        }
+        keys.spawn_reloader();
+        Arc::new(Self {
+            pool,
+            keys,
+            public_url: settings.public_url.clone(),
+            limiter: FailureLimiter::new(
+                settings.issuer.max_failures_per_client,
+                settings.issuer.max_failures_per_address,
+                settings.issuer.failure_window,
+            ),
+        })
+    }
+
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth2/token", self.public_url)
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.public_url)
+    }
+}
+
+/// The issuer's public routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(metadata::discovery),
+    )
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(metadata::discovery),
+    )
+    .route("/.well-known/jwks.json", web::get().to(metadata::jwks))
+    .route("/.well-known/jwks", web::get().to(metadata::jwks))
+    .service(web::resource("/oauth2/token").route(web::post().to(token::token_endpoint)));
+}
+
+/// How long a retired key stays published at least.
+pub fn default_lifetime(settings: &Settings) -> Duration {
+    settings.issuer.token_lifetime
+}
