@@ -239,7 +239,6 @@ impl Drop for FakeIssuer {
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub db_name: String,
     /// A superuser pool on the test's database, for arranging and inspecting.
     pub admin_pool: PgPool,
@@ -272,7 +271,36 @@ pub fn base_vars(database_url: &str, issuer: &FakeIssuer) -> HashMap<String, Str
     ])
 }
 
+/// A port that was free a moment ago, for a server whose URL must be known before it binds.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 impl TestApp {
+    /// orgwall as its own issuer (the defaults: issuer on, trusting itself), admin API on.
+    pub async fn spawn_issuer() -> Self {
+        Self::spawn_issuer_with(|_| {}).await
+    }
+
+    pub async fn spawn_issuer_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        let port = free_port();
+        Self::spawn_with(|vars| {
+            vars.insert("port".into(), port.to_string());
+            vars.insert("issuer_enabled".into(), "true".into());
+            vars.remove("auth_issuer");
+            vars.remove("auth_jwks_url");
+            vars.insert("admin_token".into(), ADMIN_TOKEN.into());
+            customize(vars);
+        })
+        .await
+    }
+
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
@@ -294,7 +322,6 @@ impl TestApp {
         let admin_pool = PgPool::connect(&url).await.expect("admin pool");
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
-            port,
             db_name,
             admin_pool,
             issuer,

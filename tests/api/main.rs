@@ -2,6 +2,8 @@
 
 mod auth_checks;
 mod helpers;
+mod issuer;
+mod jwks;
 mod records;
 mod second_wall;
 mod tutorial;
