@@ -211,10 +211,11 @@ impl Settings {
         };
 
         let admin_token = get("ADMIN_TOKEN").map(SecretString::from);
-        if let Some(token) = &admin_token {
-            if token.expose_secret().len() < 16 {
-                return Err(bad("ADMIN_TOKEN", "must be at least 16 characters"));
-            }
+        if admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 16)
+        {
+            return Err(bad("ADMIN_TOKEN", "must be at least 16 characters"));
         }
 
         let db = DbSettings {

@@ -100,10 +100,10 @@ impl Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        if !self.finished {
-            if let Some(mut conn) = self.conn.take() {
-                conn.close_on_drop();
-            }
+        if !self.finished
+            && let Some(mut conn) = self.conn.take()
+        {
+            conn.close_on_drop();
         }
     }
 }

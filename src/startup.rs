@@ -90,6 +90,12 @@ impl Application {
 
     pub async fn build_with_state(state: AppState) -> anyhow::Result<Self> {
         let settings = state.settings.clone();
+        if settings.tls.is_some() {
+            // Fail closed rather than serve plain HTTP where HTTPS was asked for.
+            anyhow::bail!(
+                "TLS_CERT_FILE: native HTTPS is not built in yet; terminate TLS in front of orgwall"
+            );
+        }
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address)
             .with_context(|| format!("PORT: cannot listen on {address}"))?;
@@ -109,11 +115,11 @@ impl Application {
                     let fut = srv.call(req);
                     async move {
                         let mut res = fut.await?;
-                        if let Some(id) = id {
-                            if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
-                                res.headers_mut()
-                                    .insert(HeaderName::from_static("x-request-id"), value);
-                            }
+                        if let Some(id) = id
+                            && let Ok(value) = HeaderValue::from_str(&id.to_string())
+                        {
+                            res.headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), value);
                         }
                         Ok(res)
                     }

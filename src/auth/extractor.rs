@@ -135,10 +135,8 @@ async fn authorize<S: Scope>(
         }
     }
     let org = verified.org_code.ok_or(ApiError::NotOrgScoped)?;
-    if let Some(path_org) = path_org {
-        if path_org != org {
-            return Err(ApiError::WrongOrg);
-        }
+    if path_org.is_some_and(|p| p != org) {
+        return Err(ApiError::WrongOrg);
     }
     if !verified.scopes.iter().any(|s| s == S::NAME) {
         return Err(ApiError::MissingScope(S::NAME));

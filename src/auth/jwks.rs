@@ -32,10 +32,13 @@ impl VerifyKey {
     /// Builds a verification key from a JWK, refusing private or encryption-only keys.
     pub fn from_jwk(jwk: &Jwk) -> Option<(String, Self)> {
         let kid = jwk.common.key_id.clone()?;
-        if let Some(usage) = &jwk.common.public_key_use {
-            if *usage != jsonwebtoken::jwk::PublicKeyUse::Signature {
-                return None;
-            }
+        if jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+        {
+            return None;
         }
         let kty = match &jwk.algorithm {
             jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => "RSA",

@@ -322,7 +322,13 @@ impl Issuer {
             secrets::verify_against_nothing(secret);
             return Ok(false);
         }
-        let rows: Vec<(bool, Option<Vec<u8>>, Option<Vec<u8>>)> = sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct LiveSecret {
+            enabled: bool,
+            salt: Option<Vec<u8>>,
+            secret_hash: Option<Vec<u8>>,
+        }
+        let rows: Vec<LiveSecret> = sqlx::query_as(
             "select a.enabled, s.salt, s.secret_hash
                from m2m_apps a
                left join client_secrets s
@@ -333,15 +339,15 @@ impl Issuer {
         .fetch_all(&self.pool)
         .await?;
         let mut matched = false;
-        for (_, salt, hash) in &rows {
-            if let (Some(salt), Some(hash)) = (salt, hash) {
+        for row in &rows {
+            if let (Some(salt), Some(hash)) = (&row.salt, &row.secret_hash) {
                 matched |= secrets::verify_secret(secret, salt, hash);
             }
         }
         if rows.is_empty() {
             secrets::verify_against_nothing(secret);
         }
-        let enabled = rows.first().is_some_and(|r| r.0);
+        let enabled = rows.first().is_some_and(|r| r.enabled);
         Ok(matched && enabled)
     }
 

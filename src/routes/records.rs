@@ -217,7 +217,13 @@ pub async fn list_records(
 ) -> Result<(Vec<Record>, i64), sqlx::Error> {
     let org = tx.org().as_str().to_owned();
     // The total rides along with the page, so a normal list costs one statement.
-    let rows: Vec<(i64, String, Value, DateTime<Utc>, DateTime<Utc>, i64)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        record: Record,
+        total: i64,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "select id, name, value, created_at, updated_at,
                 (select count(*) from records where org_code = $1) as total
            from records
@@ -231,19 +237,10 @@ pub async fn list_records(
     .fetch_all(tx.conn())
     .await?;
     let total = match rows.first() {
-        Some(row) => row.5,
+        Some(row) => row.total,
         None => count_records(tx).await?,
     };
-    let records = rows
-        .into_iter()
-        .map(|(id, name, value, created_at, updated_at, _)| Record {
-            id,
-            name,
-            value,
-            created_at,
-            updated_at,
-        })
-        .collect();
+    let records = rows.into_iter().map(|row| row.record).collect();
     Ok((records, total))
 }
 
