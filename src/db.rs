@@ -65,6 +65,11 @@ impl Tx {
         Ok(tx)
     }
 
+    /// A plain `begin` (catalogue work, not tenant data).
+    pub(crate) async fn begin_plain(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        Self::begin(pool, "begin".into()).await
+    }
+
     pub fn conn(&mut self) -> &mut PgConnection {
         self.conn.as_mut().expect("BUG: Tx used after finish")
     }

@@ -171,7 +171,7 @@ pub async fn create_api(
         Some(d) => d.as_secs() as i32,
         None => 3600,
     };
-    let mut tx = crate::db::Tx::begin(pool, "begin".into()).await?;
+    let mut tx = crate::db::Tx::begin_plain(pool).await?;
     let result = async {
         let id: i64 = sqlx::query_scalar(
             "insert into apis (audience, name, token_lifetime_secs) values ($1, $2, $3) returning id",
@@ -289,7 +289,7 @@ pub async fn create_app(
     };
     let client_id = secrets::new_client_id();
     let (secret, hashed) = secrets::new_secret();
-    let mut tx = crate::db::Tx::begin(pool, "begin".into()).await?;
+    let mut tx = crate::db::Tx::begin_plain(pool).await?;
     let result = async {
         sqlx::query("insert into m2m_apps (client_id, name, org_code) values ($1, $2, $3)")
             .bind(&client_id)
@@ -318,6 +318,10 @@ pub async fn create_app(
     })
 }
 
+fn no_app(client_id: &str) -> ApiError {
+    ApiError::not_found(format!("no app with client id '{client_id}'"))
+}
+
 async fn require_app(pool: &PgPool, client_id: &str) -> Result<(), ApiError> {
     let exists: bool =
         sqlx::query_scalar("select exists (select 1 from m2m_apps where client_id = $1)")
@@ -327,9 +331,7 @@ async fn require_app(pool: &PgPool, client_id: &str) -> Result<(), ApiError> {
     if exists {
         Ok(())
     } else {
-        Err(ApiError::not_found(format!(
-            "no app with client id '{client_id}'"
-        )))
+        Err(no_app(client_id))
     }
 }
 
@@ -413,7 +415,7 @@ pub async fn rotate_secret(
 ) -> Result<NewSecret, ApiError> {
     require_app(pool, client_id).await?;
     let (secret, hashed) = secrets::new_secret();
-    let mut tx = crate::db::Tx::begin(pool, "begin".into()).await?;
+    let mut tx = crate::db::Tx::begin_plain(pool).await?;
     let result = async {
         sqlx::query(
             "update client_secrets
@@ -456,9 +458,7 @@ pub async fn set_enabled(
         .execute(pool)
         .await?;
     if done.rows_affected() == 0 {
-        return Err(ApiError::not_found(format!(
-            "no app with client id '{client_id}'"
-        )));
+        return Err(no_app(client_id));
     }
     Ok(serde_json::json!({"client_id": client_id, "enabled": enabled}))
 }
@@ -470,9 +470,7 @@ pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<serde_json::Va
         .execute(pool)
         .await?;
     if done.rows_affected() == 0 {
-        return Err(ApiError::not_found(format!(
-            "no app with client id '{client_id}'"
-        )));
+        return Err(no_app(client_id));
     }
     Ok(serde_json::json!({"client_id": client_id, "deleted": true}))
 }

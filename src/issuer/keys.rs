@@ -98,45 +98,39 @@ fn generate_rsa() -> anyhow::Result<(String, Vec<u8>, Value)> {
 
 /// Adds a new signing key and retires the others, in one transaction. Returns the new kid.
 pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
-    let (kid, der, jwk) = spawn_blocking_with_tracing(generate_rsa).await??;
-    let mut tx = crate::db::Tx::begin(pool, "begin".into()).await?;
-    let result = async {
-        sqlx::query("update signing_keys set retired_at = now() where retired_at is null")
-            .execute(tx.conn())
-            .await?;
-        sqlx::query("insert into signing_keys (kid, alg, private_der, public_jwk) values ($1, 'RS256', $2, $3)")
-            .bind(&kid)
-            .bind(&der)
-            .bind(&jwk)
-            .execute(tx.conn())
-            .await?;
-        Ok::<_, sqlx::Error>(())
-    }
-    .await;
-    tx.finish(result)
-        .await
-        .context("storing the new signing key")?;
+    let kid = add_key(pool, true).await?;
     tracing::info!(%kid, "signing key rotated");
     Ok(kid)
 }
 
-/// Makes sure a signing key exists (first start), serialised across instances.
+/// Makes sure a signing key exists (first start).
 pub async fn ensure_key(pool: &PgPool) -> anyhow::Result<()> {
     let has_key: bool =
         sqlx::query_scalar("select exists (select 1 from signing_keys where retired_at is null)")
             .fetch_one(pool)
             .await
             .context("reading signing keys")?;
-    if has_key {
-        return Ok(());
+    if !has_key {
+        add_key(pool, false).await?;
     }
+    Ok(())
+}
+
+/// Generates a key off the runtime and stores it. With `retire_others` it replaces the active
+/// key; without, it is added only if no key is active (two instances starting at once: the
+/// advisory lock lets one of them add the first key).
+async fn add_key(pool: &PgPool, retire_others: bool) -> anyhow::Result<String> {
     let (kid, der, jwk) = spawn_blocking_with_tracing(generate_rsa).await??;
-    // Two instances starting at once: the advisory lock lets only one add the first key.
-    let mut tx = crate::db::Tx::begin(pool, "begin".into()).await?;
+    let mut tx = crate::db::Tx::begin_plain(pool).await?;
     let result = async {
         sqlx::query("select pg_advisory_xact_lock(hashtext('orgwall_signing_keys'))")
             .execute(tx.conn())
             .await?;
+        if retire_others {
+            sqlx::query("update signing_keys set retired_at = now() where retired_at is null")
+                .execute(tx.conn())
+                .await?;
+        }
         sqlx::query(
             "insert into signing_keys (kid, alg, private_der, public_jwk)
              select $1, 'RS256', $2, $3
@@ -150,10 +144,8 @@ pub async fn ensure_key(pool: &PgPool) -> anyhow::Result<()> {
         Ok::<_, sqlx::Error>(())
     }
     .await;
-    tx.finish(result)
-        .await
-        .context("storing the first signing key")?;
-    Ok(())
+    tx.finish(result).await.context("storing a signing key")?;
+    Ok(kid)
 }
 
 impl KeyStore {

@@ -11,7 +11,6 @@ pub mod secrets;
 pub mod token;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::web;
 use sqlx::PgPool;
@@ -70,9 +69,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/.well-known/jwks.json", web::get().to(metadata::jwks))
     .route("/.well-known/jwks", web::get().to(metadata::jwks))
     .service(web::resource("/oauth2/token").route(web::post().to(token::token_endpoint)));
-}
-
-/// How long a retired key stays published at least.
-pub fn default_lifetime(settings: &Settings) -> Duration {
-    settings.issuer.token_lifetime
 }

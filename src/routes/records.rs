@@ -208,8 +208,6 @@ fn not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("Record {id} not found"))
 }
 
-const RECORD_COLUMNS: &str = "id, name, value, created_at, updated_at";
-
 #[tracing::instrument(skip_all)]
 pub async fn list_records(
     tx: &mut TenantTx,
@@ -283,9 +281,9 @@ pub async fn insert_record(
 #[tracing::instrument(skip_all)]
 pub async fn find_record(tx: &mut TenantTx, id: i64) -> Result<Option<Record>, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {RECORD_COLUMNS} from records where org_code = $1 and id = $2"
-    )))
+    sqlx::query_as(
+        "select id, name, value, created_at, updated_at from records where org_code = $1 and id = $2",
+    )
     .bind(org)
     .bind(id)
     .fetch_optional(tx.conn())
