@@ -173,7 +173,29 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .await
         .context("applying migrations failed")?;
     tracing::info!("migrations applied");
+    if let Some((role, password)) = &settings.runtime_role {
+        crate::roles::ensure_runtime_role(&mut conn, role, password).await?;
+    }
     Ok(())
+}
+
+/// Migrates only when an embedded migration is not applied yet, so that `demo` also runs as
+/// the limited runtime role once the owner has migrated.
+pub async fn migrate_if_needed(settings: &Settings) -> anyhow::Result<()> {
+    let applied: Option<Vec<i64>> = match connect(settings).await {
+        Ok(pool) => sqlx::query_scalar("select version from _sqlx_migrations where success")
+            .fetch_all(&pool)
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    let up_to_date =
+        applied.is_some_and(|applied| crate::MIGRATOR.iter().all(|m| applied.contains(&m.version)));
+    if up_to_date {
+        Ok(())
+    } else {
+        migrate(settings).await
+    }
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {

@@ -17,6 +17,8 @@ use crate::auth::SigningAlgorithm;
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: SecretString,
+    /// `migrate` creates this login role for the service when set (with its password).
+    pub runtime_role: Option<(String, SecretString)>,
     pub host: String,
     pub port: u16,
     /// The built-in issuer's URL: the `iss` it writes and the base of its endpoints.
@@ -50,6 +52,10 @@ pub struct AuthSettings {
     pub jwks_timeout: Duration,
     /// Take keys from the built-in issuer in-process instead of fetching its JWKS over HTTP.
     pub in_process_keys: bool,
+    /// Extra CA certificates (PEM bundle) trusted for the JWKS fetch, beside the system roots.
+    pub jwks_ca_file: Option<PathBuf>,
+    /// Allow fetching keys over plain `http` from a non-loopback host.
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +149,29 @@ impl Settings {
             return Err(bad("DATABASE_URL", "must be a postgres:// URL"));
         }
 
+        let runtime_role = match (
+            get("DATABASE_RUNTIME_ROLE"),
+            get("DATABASE_RUNTIME_PASSWORD"),
+        ) {
+            (Some(role), Some(password)) => {
+                crate::roles::parse_role_name(&role).map_err(|e| ConfigError(e.to_string()))?;
+                Some((role, SecretString::from(password)))
+            }
+            (Some(_), None) => {
+                return Err(bad(
+                    "DATABASE_RUNTIME_PASSWORD",
+                    "must be set with DATABASE_RUNTIME_ROLE",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "DATABASE_RUNTIME_ROLE",
+                    "must be set with DATABASE_RUNTIME_PASSWORD",
+                ));
+            }
+            (None, None) => None,
+        };
+
         let host = get("HOST").unwrap_or_else(|| "127.0.0.1".into());
         let port = match get("PORT") {
             Some(p) => p.parse::<u16>().map_err(|e| bad("PORT", e))?,
@@ -194,6 +223,34 @@ impl Settings {
             get("AUTH_IN_PROCESS_KEYS"),
             issuer_enabled && issuer == public_url && get("AUTH_JWKS_URL").is_none(),
         )?;
+
+        // Keys fetched over plain HTTP can be swapped by anyone on the path: only loopback, or
+        // when explicitly permitted (and then `serve` warns).
+        let allow_insecure_http = parse_bool(
+            "AUTH_ALLOW_INSECURE_HTTP",
+            get("AUTH_ALLOW_INSECURE_HTTP"),
+            false,
+        )?;
+        if !in_process_keys
+            && jwks_url.scheme() == "http"
+            && !is_loopback(&jwks_url)
+            && !allow_insecure_http
+        {
+            let var = if get("AUTH_JWKS_URL").is_some() {
+                "AUTH_JWKS_URL"
+            } else {
+                "AUTH_ISSUER"
+            };
+            return Err(bad(
+                var,
+                "plain http is allowed only for a loopback host; use https or set AUTH_ALLOW_INSECURE_HTTP=true",
+            ));
+        }
+        let jwks_ca_file = get("AUTH_JWKS_CA_FILE").map(PathBuf::from);
+        if let Some(path) = &jwks_ca_file {
+            std::fs::metadata(path)
+                .map_err(|e| bad("AUTH_JWKS_CA_FILE", format!("{}: {e}", path.display())))?;
+        }
 
         let tls = match (get("TLS_CERT_FILE"), get("TLS_KEY_FILE")) {
             (Some(cert), Some(key)) => {
@@ -255,8 +312,13 @@ impl Settings {
             )?,
         };
 
+        if !(60..=86_400).contains(&issuer_settings.token_lifetime.as_secs()) {
+            return Err(bad("TOKEN_LIFETIME", "must be between 60s and 24h"));
+        }
+
         Ok(Settings {
             database_url: SecretString::from(database_url),
+            runtime_role,
             host,
             port,
             public_url,
@@ -274,6 +336,8 @@ impl Settings {
                 )?,
                 jwks_timeout: parse_duration_var("AUTH_JWKS_TIMEOUT", get("AUTH_JWKS_TIMEOUT"), 5)?,
                 in_process_keys,
+                jwks_ca_file,
+                allow_insecure_http,
             },
             tls,
             admin_token,
@@ -283,6 +347,16 @@ impl Settings {
             shutdown_grace: parse_duration_var("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), 30)?,
             issuer: issuer_settings,
         })
+    }
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -409,6 +483,34 @@ mod tests {
             "https://acme.kinde.com/.well-known/jwks.json"
         );
         assert!(!s.auth.in_process_keys);
+    }
+
+    #[test]
+    fn plain_http_keys_only_from_loopback_unless_permitted() {
+        let remote = [
+            ("AUTH_ISSUER", "http://issuer.example.com"),
+            ("ISSUER_ENABLED", "false"),
+        ];
+        let err = Settings::from_map(&vars(&remote)).unwrap_err();
+        assert!(err.0.starts_with("AUTH_ISSUER: plain http"), "{err}");
+        let mut permitted = remote.to_vec();
+        permitted.push(("AUTH_ALLOW_INSECURE_HTTP", "true"));
+        assert!(
+            Settings::from_map(&vars(&permitted))
+                .unwrap()
+                .auth
+                .allow_insecure_http
+        );
+        let local = [
+            ("AUTH_ISSUER", "http://localhost:4000"),
+            ("ISSUER_ENABLED", "false"),
+        ];
+        assert!(Settings::from_map(&vars(&local)).is_ok());
+        let https = [
+            ("AUTH_ISSUER", "https://issuer.example.com"),
+            ("ISSUER_ENABLED", "false"),
+        ];
+        assert!(Settings::from_map(&vars(&https)).is_ok());
     }
 
     #[test]

@@ -10,10 +10,12 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod issuer;
+pub mod roles;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
 pub mod tenant;
+pub mod tls;
 
 /// The embedded migrations (migrations/ in sqlx's own format).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -73,7 +73,20 @@ impl AppState {
 }
 
 fn jwks_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    let url = &settings.auth.jwks_url;
+    if url.scheme() == "http" {
+        tracing::warn!(%url, "signing keys are fetched over plain http; use https outside loopback");
+    }
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = &settings.auth.jwks_ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("AUTH_JWKS_CA_FILE: cannot read {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+            format!("AUTH_JWKS_CA_FILE: {} is not a PEM bundle", path.display())
+        })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
         .timeout(settings.auth.jwks_timeout)
         .connect_timeout(settings.auth.jwks_timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -90,12 +103,11 @@ impl Application {
 
     pub async fn build_with_state(state: AppState) -> anyhow::Result<Self> {
         let settings = state.settings.clone();
-        if settings.tls.is_some() {
-            // Fail closed rather than serve plain HTTP where HTTPS was asked for.
-            anyhow::bail!(
-                "TLS_CERT_FILE: native HTTPS is not built in yet; terminate TLS in front of orgwall"
-            );
-        }
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address)
             .with_context(|| format!("PORT: cannot listen on {address}"))?;
@@ -145,7 +157,11 @@ impl Application {
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        let server = server.listen(listener)?.run();
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
+        .run();
         Ok(Self { port, server })
     }
 

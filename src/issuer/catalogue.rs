@@ -25,7 +25,8 @@ pub struct ScopeOut {
 pub struct ApiOut {
     pub audience: String,
     pub name: String,
-    pub token_lifetime: i32,
+    /// Seconds; `null` means the service's TOKEN_LIFETIME.
+    pub token_lifetime: Option<i32>,
     pub scopes: Vec<ScopeOut>,
 }
 
@@ -125,7 +126,7 @@ pub fn parse_scope_arg(arg: &str) -> (String, String) {
 }
 
 async fn api_out(pool: &PgPool, audience: &str) -> Result<ApiOut, ApiError> {
-    let api: Option<(i64, String, i32)> =
+    let api: Option<(i64, String, Option<i32>)> =
         sqlx::query_as("select id, name, token_lifetime_secs from apis where audience = $1")
             .bind(audience)
             .fetch_optional(pool)
@@ -168,8 +169,8 @@ pub async fn create_api(
                 "token lifetime must be between 60s and 24h",
             ));
         }
-        Some(d) => d.as_secs() as i32,
-        None => 3600,
+        Some(d) => Some(d.as_secs() as i32),
+        None => None,
     };
     let mut tx = crate::db::Tx::begin_plain(pool).await?;
     let result = async {

@@ -173,7 +173,7 @@ of `orgwall demo` rotates them. Press Ctrl-C to stop.
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    crate::cli::migrate(&settings).await?;
+    crate::cli::migrate_if_needed(&settings).await?;
     let pool: PgPool = crate::db::pool(&settings)?;
     let apps = ensure_world(&Db::new(pool)).await?;
     println!(

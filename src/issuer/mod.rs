@@ -23,6 +23,8 @@ pub struct Issuer {
     pub pool: PgPool,
     pub keys: Arc<KeyStore>,
     pub public_url: String,
+    /// Token lifetime for APIs that set none (TOKEN_LIFETIME).
+    pub default_lifetime: std::time::Duration,
     pub limiter: FailureLimiter,
 }
 
@@ -39,6 +41,7 @@ impl Issuer {
             pool,
             keys,
             public_url: settings.public_url.clone(),
+            default_lifetime: settings.issuer.token_lifetime,
             limiter: FailureLimiter::new(
                 settings.issuer.max_failures_per_client,
                 settings.issuer.max_failures_per_address,

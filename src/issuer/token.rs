@@ -367,13 +367,14 @@ impl Issuer {
         let Some((org_code, true)) = app else {
             return Err(TokenError::invalid_client());
         };
-        let api: Option<(i32, Option<Vec<String>>)> = sqlx::query_as(
-            "select a.token_lifetime_secs, g.scopes
+        let api: Option<(i64, Option<Vec<String>>)> = sqlx::query_as(
+            "select coalesce(a.token_lifetime_secs::bigint, $3::bigint), g.scopes
                from apis a left join app_grants g on g.api_id = a.id and g.client_id = $2
               where a.audience = $1",
         )
         .bind(audience)
         .bind(client_id)
+        .bind(self.default_lifetime.as_secs() as i64)
         .fetch_optional(&self.pool)
         .await?;
         let Some((lifetime, granted)) = api else {
@@ -416,7 +417,6 @@ impl Issuer {
             .signer()
             .ok_or_else(|| TokenError::unavailable("no signing key loaded"))?;
         let now = chrono::Utc::now().timestamp();
-        let lifetime = i64::from(lifetime);
         let mut claims = json!({
             "iss": self.public_url,
             "sub": client_id,

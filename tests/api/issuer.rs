@@ -75,6 +75,50 @@ impl TestApp {
         (id, secret)
     }
 
+    /// The tutorial's setup through the admin API of an HTTPS orgwall at `base`.
+    pub async fn setup_tutorial_over(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+    ) -> (String, String) {
+        let post = |path: String, body: Value| {
+            client
+                .post(format!("{base}{path}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+        };
+        post(
+            "/admin/apis".into(),
+            json!({"audience": AUDIENCE, "name": "API", "scopes": [{"name": "read:data"}]}),
+        )
+        .await
+        .unwrap();
+        post(
+            "/admin/orgs".into(),
+            json!({"code": "org_acme", "name": "Acme"}),
+        )
+        .await
+        .unwrap();
+        let app: Value = post(
+            "/admin/apps".into(),
+            json!({"name": "acme", "org_code": "org_acme"}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let id = app["client_id"].as_str().unwrap().to_string();
+        post(
+            format!("/admin/apps/{id}/authorize"),
+            json!({"audience": AUDIENCE, "scopes": "read:data"}),
+        )
+        .await
+        .unwrap();
+        (id, app["client_secret"].as_str().unwrap().to_string())
+    }
+
     pub async fn token_request(
         &self,
         form: &[(&str, &str)],

@@ -6,4 +6,6 @@ mod issuer;
 mod jwks;
 mod records;
 mod second_wall;
+mod stack;
+mod tls;
 mod tutorial;
