@@ -104,6 +104,42 @@ impl TenantTx {
     }
 }
 
+/// A single tenant statement, for the hot paths: one of the `tenant_*` SQL functions, which
+/// switches role and sets `app.org_code` itself inside the statement's implicit transaction
+/// (migration 20261127000005). One round trip where [`TenantTx`] costs three; the same
+/// guarantees: transaction-local context, RLS on, nothing left on the connection. Only an
+/// [`OrgContext`] opens one.
+pub struct TenantCall<'a> {
+    db: &'a Db,
+    org: OrgCode,
+    switch_role: bool,
+}
+
+impl<'a> TenantCall<'a> {
+    pub async fn new(db: &'a Db, ctx: &OrgContext) -> Result<Self, sqlx::Error> {
+        let switch_role = db.role_mode().await? == RoleMode::SwitchToTenant;
+        Ok(Self {
+            db,
+            org: ctx.org_code().clone(),
+            switch_role,
+        })
+    }
+
+    pub fn org(&self) -> &OrgCode {
+        &self.org
+    }
+
+    /// Whether the function must drop to `orgwall_tenant` (its `p_switch` argument).
+    pub fn switch_role(&self) -> bool {
+        self.switch_role
+    }
+
+    /// Where the statement runs: the pool, never inside another transaction.
+    pub fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+}
+
 /// One simple-protocol round trip: BEGIN, the role switch, the context. The org code's alphabet
 /// (letters, digits, `_-.`) cannot end the literal; quotes are doubled all the same.
 fn begin_sql(mode: RoleMode, org: &OrgCode) -> String {

@@ -12,7 +12,7 @@ use crate::auth::scope::{DeleteData, ReadData, WriteData};
 use crate::body::{present, read_json};
 use crate::domain::RecordName;
 use crate::error::ApiError;
-use crate::tenant::{Db, TenantTx};
+use crate::tenant::{Db, TenantCall, TenantTx};
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Record {
@@ -123,9 +123,8 @@ pub async fn list(
     db: web::Data<Db>,
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::from_query(req.query_string())?;
-    let mut tx = TenantTx::begin(&db, &auth).await?;
-    let result = list_records(&mut tx, &page).await;
-    let (records, total) = tx.finish(result).await?;
+    let call = TenantCall::new(&db, &auth).await?;
+    let (records, total) = call_list_records(&call, &page).await?;
     Ok(HttpResponse::Ok().json(json!({
         "org_code": auth.org_code(),
         "records": records,
@@ -148,9 +147,8 @@ pub async fn create(
             ));
         }
     };
-    let mut tx = TenantTx::begin(&db, &auth).await?;
-    let result = insert_record(&mut tx, &name, &value).await;
-    let record = tx.finish(result).await?;
+    let call = TenantCall::new(&db, &auth).await?;
+    let record = call_create_record(&call, &name, &value).await?;
     let location = format!("/orgs/{}/data/{}", auth.org_code(), record.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -163,9 +161,10 @@ pub async fn get(
     db: web::Data<Db>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.1)?;
-    let mut tx = TenantTx::begin(&db, &auth).await?;
-    let result = find_record(&mut tx, id).await;
-    let record = tx.finish(result).await?.ok_or_else(|| not_found(id))?;
+    let call = TenantCall::new(&db, &auth).await?;
+    let record = call_find_record(&call, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     Ok(HttpResponse::Ok().json(json!({"org_code": auth.org_code(), "record": record})))
 }
 
@@ -208,6 +207,68 @@ fn not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("Record {id} not found"))
 }
 
+/// One page and the org's total, in one round trip.
+#[tracing::instrument(skip_all)]
+pub async fn call_list_records(
+    call: &TenantCall<'_>,
+    page: &Page,
+) -> Result<(Vec<Record>, i64), sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        record: Record,
+        total: i64,
+    }
+    let rows: Vec<Row> = sqlx::query_as("select * from tenant_list_records($1, $2, $3, $4)")
+        .bind(call.org().as_str())
+        .bind(call.switch_role())
+        .bind(page.after)
+        .bind(page.limit as i32)
+        .fetch_all(call.pool())
+        .await?;
+    let total = match rows.first() {
+        Some(row) => row.total,
+        // An empty page (past the end, or no records) still reports the org's total.
+        None if page.after > 0 => {
+            let last_page = Page { after: 0, limit: 1 };
+            Box::pin(call_list_records(call, &last_page)).await?.1
+        }
+        None => 0,
+    };
+    Ok((rows.into_iter().map(|row| row.record).collect(), total))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn call_find_record(
+    call: &TenantCall<'_>,
+    id: i64,
+) -> Result<Option<Record>, sqlx::Error> {
+    sqlx::query_as("select * from tenant_get_record($1, $2, $3)")
+        .bind(call.org().as_str())
+        .bind(call.switch_role())
+        .bind(id)
+        .fetch_optional(call.pool())
+        .await
+}
+
+/// Creates a record with the org's next id, in one round trip.
+#[tracing::instrument(skip_all)]
+pub async fn call_create_record(
+    call: &TenantCall<'_>,
+    name: &RecordName,
+    value: &Value,
+) -> Result<Record, sqlx::Error> {
+    sqlx::query_as("select * from tenant_create_record($1, $2, $3, $4)")
+        .bind(call.org().as_str())
+        .bind(call.switch_role())
+        .bind(name.as_str())
+        .bind(value)
+        .fetch_one(call.pool())
+        .await
+}
+
+// The same reads inside a TenantTx, for work that needs several statements in one
+// transaction (and for the tests that prove RLS on the transactional path).
 #[tracing::instrument(skip_all)]
 pub async fn list_records(
     tx: &mut TenantTx,
@@ -251,6 +312,18 @@ pub async fn count_records(tx: &mut TenantTx) -> Result<i64, sqlx::Error> {
         .await
 }
 
+#[tracing::instrument(skip_all)]
+pub async fn find_record(tx: &mut TenantTx, id: i64) -> Result<Option<Record>, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_as(
+        "select id, name, value, created_at, updated_at from records where org_code = $1 and id = $2",
+    )
+    .bind(org)
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
 /// Inserts with the org's next id: the counter row serializes concurrent creates in one org,
 /// so ids are dense and unique and none is ever reused.
 #[tracing::instrument(skip_all)]
@@ -275,18 +348,6 @@ pub async fn insert_record(
     .bind(name.as_str())
     .bind(value)
     .fetch_one(tx.conn())
-    .await
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn find_record(tx: &mut TenantTx, id: i64) -> Result<Option<Record>, sqlx::Error> {
-    let org = tx.org().as_str().to_owned();
-    sqlx::query_as(
-        "select id, name, value, created_at, updated_at from records where org_code = $1 and id = $2",
-    )
-    .bind(org)
-    .bind(id)
-    .fetch_optional(tx.conn())
     .await
 }
 

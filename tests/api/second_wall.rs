@@ -336,3 +336,34 @@ async fn a_request_abandoned_mid_transaction_leaks_no_transaction_and_no_partial
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     assert_eq!(ids, (1..=rows.len() as i64).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_one_statement_tenant_call_sees_one_tenant_and_leaves_nothing_on_the_connection() {
+    let pool = seeded_pool(1).await;
+    let db = Db::new(pool.clone());
+    let page = orgwall::routes::records::Page {
+        limit: 100,
+        after: 0,
+    };
+
+    for (org, expected) in [("org_acme", 2usize), ("org_beta", 1), ("org_acme", 2)] {
+        let acme = ctx(org);
+        let call = orgwall::tenant::TenantCall::new(&db, &acme).await.unwrap();
+        let (records, total) = orgwall::routes::records::call_list_records(&call, &page)
+            .await
+            .unwrap();
+        assert_eq!((records.len(), total), (expected, expected as i64), "{org}");
+
+        // The same (only) connection afterwards: no role, no context, no transaction.
+        let mut conn = pool.acquire().await.unwrap();
+        let (setting, user): (Option<String>, String) = sqlx::query_as(
+            "select nullif(current_setting('app.org_code', true), ''), current_user::text",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(setting, None);
+        assert_eq!(user, "postgres");
+    }
+    drop_pool_db(pool).await;
+}
