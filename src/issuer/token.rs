@@ -122,6 +122,15 @@ impl Form {
     fn parse(body: &[u8]) -> Result<Self, TokenError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| TokenError::invalid_request("The request body is not a valid form"))?;
+        // PostgreSQL text cannot hold NUL: refuse it here rather than fail in a query (a 500).
+        if pairs
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(TokenError::invalid_request(
+                "Parameters must not contain NUL characters",
+            ));
+        }
         for (i, (k, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(other, _)| other == k) {
                 return Err(TokenError::invalid_request(format!(
@@ -165,7 +174,9 @@ fn basic_credentials(value: &HeaderValue) -> Result<Option<(String, SecretString
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
     let decode = |s: &str| -> Result<String, TokenError> {
         let plus_as_space = s.replace('+', " ");
-        percent_decode(&plus_as_space).ok_or_else(malformed)
+        percent_decode(&plus_as_space)
+            .filter(|d| !d.contains('\0'))
+            .ok_or_else(malformed)
     };
     Ok(Some((decode(id)?, SecretString::from(decode(secret)?))))
 }
@@ -283,14 +294,6 @@ async fn client_credentials(
         )
     };
     issuer.limiter.check(addr, &client_id).map_err(slow_down)?;
-    if !issuer.authenticate(&client_id, &secret).await? {
-        tracing::info!(%client_id, %addr, "client authentication failed");
-        issuer
-            .limiter
-            .record_failure(addr, &client_id)
-            .map_err(slow_down)?;
-        return Err(with_challenge(TokenError::invalid_client()));
-    }
 
     let audience = match (form.get("audience"), form.get("resource")) {
         (Some(a), Some(r)) if a != r => {
@@ -298,86 +301,131 @@ async fn client_credentials(
                 "'audience' and 'resource' name different APIs",
             ));
         }
-        (Some(a), _) | (None, Some(a)) => a,
-        (None, None) => {
-            return Err(TokenError::invalid_request(
-                "Missing 'audience' (or 'resource')",
-            ));
-        }
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
     };
-    issuer
-        .issue_for_app(&client_id, audience, form.get("scope"))
-        .await
+    // One round trip: the app, its live secrets, the API and the grant.
+    let found = issuer.lookup(&client_id, audience.unwrap_or("")).await?;
+    if !found.as_ref().is_some_and(|f| f.authenticates(&secret)) {
+        if found.is_none() {
+            secrets::verify_against_nothing(&secret);
+        }
+        tracing::info!(%client_id, %addr, "client authentication failed");
+        issuer
+            .limiter
+            .record_failure(addr, &client_id)
+            .map_err(slow_down)?;
+        return Err(with_challenge(TokenError::invalid_client()));
+    }
+    let Some(audience) = audience else {
+        return Err(TokenError::invalid_request(
+            "Missing 'audience' (or 'resource')",
+        ));
+    };
+    let found = found.expect("authenticated above");
+    issuer.issue(&client_id, audience, form.get("scope"), found)
+}
+
+/// What the token endpoint needs to know about a client, read in one statement.
+pub struct ClientLookup {
+    enabled: bool,
+    org_code: Option<String>,
+    /// (salt, hash) of each live secret.
+    secrets: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The API named by the audience (its token lifetime) and the app's grant for it, if any.
+    api: Option<(i64, Option<Vec<String>>)>,
+}
+
+impl ClientLookup {
+    /// True when the app is enabled and `presented` matches one of its live secrets; every
+    /// secret is checked, in constant time each.
+    fn authenticates(&self, presented: &SecretString) -> bool {
+        let mut matched = false;
+        for (salt, hash) in &self.secrets {
+            matched |= secrets::verify_secret(presented, salt, hash);
+        }
+        matched && self.enabled
+    }
 }
 
 impl Issuer {
-    /// True when `secret` matches one of the app's live secrets and the app is enabled. An
-    /// unknown app costs the same hashing work as a known one.
-    async fn authenticate(
+    async fn lookup(
         &self,
         client_id: &str,
-        secret: &SecretString,
-    ) -> Result<bool, TokenError> {
+        audience: &str,
+    ) -> Result<Option<ClientLookup>, TokenError> {
         if client_id.is_empty() || client_id.len() > 128 {
-            secrets::verify_against_nothing(secret);
-            return Ok(false);
+            return Ok(None);
         }
         #[derive(sqlx::FromRow)]
-        struct LiveSecret {
+        struct Row {
             enabled: bool,
+            org_code: Option<String>,
             salt: Option<Vec<u8>>,
             secret_hash: Option<Vec<u8>>,
+            api_found: bool,
+            lifetime: i64,
+            scopes: Option<Vec<String>>,
         }
-        let rows: Vec<LiveSecret> = sqlx::query_as(
-            "select a.enabled, s.salt, s.secret_hash
+        let rows: Vec<Row> = sqlx::query_as(
+            "select a.enabled, a.org_code, s.salt, s.secret_hash,
+                    ap.id is not null as api_found,
+                    coalesce(ap.token_lifetime_secs::bigint, $3::bigint) as lifetime,
+                    g.scopes
                from m2m_apps a
                left join client_secrets s
                  on s.client_id = a.client_id and (s.expires_at is null or s.expires_at > now())
+               left join apis ap on ap.audience = $2
+               left join app_grants g on g.api_id = ap.id and g.client_id = a.client_id
               where a.client_id = $1",
         )
         .bind(client_id)
+        .bind(audience)
+        .bind(self.default_lifetime.as_secs() as i64)
         .fetch_all(&self.pool)
         .await?;
-        let mut matched = false;
-        for row in &rows {
-            if let (Some(salt), Some(hash)) = (&row.salt, &row.secret_hash) {
-                matched |= secrets::verify_secret(secret, salt, hash);
-            }
-        }
-        if rows.is_empty() {
-            secrets::verify_against_nothing(secret);
-        }
-        let enabled = rows.first().is_some_and(|r| r.enabled);
-        Ok(matched && enabled)
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let api = first
+            .api_found
+            .then(|| (first.lifetime, first.scopes.clone()));
+        let (enabled, org_code) = (first.enabled, first.org_code.clone());
+        let secrets = rows
+            .into_iter()
+            .filter_map(|r| Some((r.salt?, r.secret_hash?)))
+            .collect();
+        Ok(Some(ClientLookup {
+            enabled,
+            org_code,
+            secrets,
+            api,
+        }))
     }
 
-    /// Issues a token to an authenticated (or operator-named) app: audience → grant → scopes →
-    /// sign. The endpoint and `orgwall token` both come here.
+    /// Issues a token for an app named by an operator (`orgwall token`, the admin API): the
+    /// same path as the endpoint after client authentication.
     pub async fn issue_for_app(
         &self,
         client_id: &str,
         audience: &str,
         scope: Option<&str>,
     ) -> Result<TokenResponse, TokenError> {
-        let app: Option<(Option<String>, bool)> =
-            sqlx::query_as("select org_code, enabled from m2m_apps where client_id = $1")
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((org_code, true)) = app else {
-            return Err(TokenError::invalid_client());
-        };
-        let api: Option<(i64, Option<Vec<String>>)> = sqlx::query_as(
-            "select coalesce(a.token_lifetime_secs::bigint, $3::bigint), g.scopes
-               from apis a left join app_grants g on g.api_id = a.id and g.client_id = $2
-              where a.audience = $1",
-        )
-        .bind(audience)
-        .bind(client_id)
-        .bind(self.default_lifetime.as_secs() as i64)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((lifetime, granted)) = api else {
+        match self.lookup(client_id, audience).await? {
+            Some(found) if found.enabled => self.issue(client_id, audience, scope, found),
+            _ => Err(TokenError::invalid_client()),
+        }
+    }
+
+    /// Audience → grant → scopes → sign, for an authenticated app.
+    fn issue(
+        &self,
+        client_id: &str,
+        audience: &str,
+        scope: Option<&str>,
+        found: ClientLookup,
+    ) -> Result<TokenResponse, TokenError> {
+        let Some((lifetime, granted)) = found.api else {
             return Err(TokenError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_target",
@@ -429,7 +477,7 @@ impl Issuer {
             "scope": scope,
             "gty": ["client_credentials"],
         });
-        if let Some(org) = org_code {
+        if let Some(org) = found.org_code {
             claims["org_code"] = json!(org);
         }
         let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": signer.kid});
@@ -461,6 +509,10 @@ mod tests {
         assert_eq!(id, "my client");
         assert_eq!(secret.expose_secret(), "s:cret x");
         assert!(basic_credentials(&HeaderValue::from_static("Basic !!!")).is_err());
+        let nul = STANDARD.encode("id%00:secret");
+        assert!(
+            basic_credentials(&HeaderValue::from_str(&format!("Basic {nul}")).unwrap()).is_err()
+        );
         assert!(
             basic_credentials(&HeaderValue::from_static("Bearer abc"))
                 .unwrap()
@@ -471,6 +523,7 @@ mod tests {
     #[test]
     fn repeated_form_parameters_are_refused() {
         assert!(Form::parse(b"grant_type=client_credentials&scope=a&scope=b").is_err());
+        assert!(Form::parse(b"client_id=a%00b").is_err());
         assert_eq!(Form::parse(b"a=1&b=2").unwrap().get("b"), Some("2"));
     }
 }

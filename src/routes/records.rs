@@ -110,6 +110,27 @@ impl RecordInput {
     }
 }
 
+/// PostgreSQL's jsonb cannot hold `\u0000` in a string or a key: refuse it as the client's
+/// mistake rather than fail the statement with a 500.
+fn check_value(value: &Value) -> Result<(), ApiError> {
+    let nul = || ApiError::bad_request("'value' must not contain NUL characters (\\u0000)");
+    let mut pending = vec![value];
+    while let Some(v) = pending.pop() {
+        match v {
+            Value::String(s) if s.contains('\0') => return Err(nul()),
+            Value::Array(items) => pending.extend(items),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains('\0')) {
+                    return Err(nul());
+                }
+                pending.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .ok()
@@ -147,6 +168,7 @@ pub async fn create(
             ));
         }
     };
+    check_value(&value)?;
     let call = TenantCall::new(&db, &auth).await?;
     let record = call_create_record(&call, &name, &value).await?;
     let location = format!("/orgs/{}/data/{}", auth.org_code(), record.id);
@@ -182,6 +204,9 @@ pub async fn update(
         return Err(ApiError::bad_request(
             "Give 'name' and/or 'value' to change",
         ));
+    }
+    if let Some(value) = &input.value {
+        check_value(value)?;
     }
     let mut tx = TenantTx::begin(&db, &auth).await?;
     let result = update_record(&mut tx, id, name.as_ref(), input.value.as_ref()).await;
@@ -228,12 +253,14 @@ pub async fn call_list_records(
         .await?;
     let total = match rows.first() {
         Some(row) => row.total,
-        // An empty page (past the end, or no records) still reports the org's total.
-        None if page.after > 0 => {
-            let last_page = Page { after: 0, limit: 1 };
-            Box::pin(call_list_records(call, &last_page)).await?.1
+        // An empty page (past the end) still reports the org's total.
+        None => {
+            sqlx::query_scalar("select tenant_count_records($1, $2)")
+                .bind(call.org().as_str())
+                .bind(call.switch_role())
+                .fetch_one(call.pool())
+                .await?
         }
-        None => 0,
     };
     Ok((rows.into_iter().map(|row| row.record).collect(), total))
 }
@@ -390,6 +417,19 @@ pub async fn delete_record(tx: &mut TenantTx, id: i64) -> Result<bool, sqlx::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_anywhere_in_a_value_is_refused() {
+        assert!(check_value(&json!({"a": ["b", {"c": "d"}], "e": 1})).is_ok());
+        for bad in [
+            json!("a\u{0}"),
+            json!([1, ["x\u{0}"]]),
+            json!({"k\u{0}": 1}),
+            json!({"a": {"b": "\u{0}"}}),
+        ] {
+            assert!(check_value(&bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn page_defaults_and_bounds() {
