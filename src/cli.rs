@@ -71,9 +71,12 @@ pub enum ApiCmd {
         /// NAME[=DESCRIPTION], repeatable.
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Access-token lifetime for this API, e.g. 1h (default 3600s).
+        /// Access-token lifetime for this API, e.g. 1h (default: TOKEN_LIFETIME).
         #[arg(long)]
         token_lifetime: Option<String>,
+        /// How this API's tokens are signed: RS256 (default), ES256 or EdDSA.
+        #[arg(long)]
+        signing_alg: Option<String>,
     },
     /// Add a scope to an API.
     AddScope {
@@ -243,8 +246,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCmd::Rotate) => {
             let pool = connect(&settings).await?;
-            let kid = keys::rotate(&pool).await?;
-            print_json(&serde_json::json!({"kid": kid}))
+            print_json(&keys::rotate(&pool).await?)
         }
         command => {
             let pool = connect(&settings).await?;
@@ -261,13 +263,14 @@ async fn catalogue_command(command: Command, pool: &PgPool) -> anyhow::Result<()
             name,
             scopes,
             token_lifetime,
+            signing_alg,
         }) => {
             let lifetime = token_lifetime
                 .map(|t| duration_arg("--token-lifetime", &t))
                 .transpose()?;
-            print_json(
-                &c::create_api(pool, &audience, &name, &scope_args(&scopes), lifetime).await?,
-            )
+            let scopes = scope_args(&scopes);
+            let alg = signing_alg.as_deref();
+            print_json(&c::create_api(pool, &audience, &name, &scopes, lifetime, alg).await?)
         }
         Command::Api(ApiCmd::AddScope { audience, scope }) => {
             let (name, description) = c::parse_scope_arg(&scope);

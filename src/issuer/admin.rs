@@ -102,6 +102,8 @@ struct CreateApi {
     scopes: Vec<ScopeIn>,
     #[serde(default)]
     token_lifetime: Option<u64>,
+    #[serde(default)]
+    signing_alg: Option<String>,
 }
 
 async fn list_apis(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
@@ -121,16 +123,19 @@ async fn create_api(
         .map(|s| (s.name, s.description))
         .collect();
     let lifetime = input.token_lifetime.map(Duration::from_secs);
-    Ok(created(
-        catalogue::create_api(
-            &issuer.pool,
-            &input.audience,
-            &input.name,
-            &scopes,
-            lifetime,
-        )
-        .await?,
-    ))
+    let alg = input.signing_alg.as_deref();
+    let api = catalogue::create_api(
+        &issuer.pool,
+        &input.audience,
+        &input.name,
+        &scopes,
+        lifetime,
+        alg,
+    )
+    .await?;
+    // A key for a new algorithm may have been made: load it now rather than on the NOTIFY.
+    issuer.keys.reload().await.map_err(ApiError::Internal)?;
+    Ok(created(api))
 }
 
 #[derive(Deserialize)]
@@ -332,9 +337,9 @@ async fn token(
 }
 
 async fn rotate_keys(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
-    let kid = keys::rotate(&issuer.pool)
+    let rotated = keys::rotate(&issuer.pool)
         .await
         .map_err(ApiError::Internal)?;
     issuer.keys.reload().await.map_err(ApiError::Internal)?;
-    Ok(ok(serde_json::json!({"kid": kid})))
+    Ok(ok(rotated))
 }

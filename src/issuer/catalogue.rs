@@ -7,8 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::secrets;
+use super::{keys, secrets};
 use crate::auth::OrgContext;
+use crate::auth::SigningAlgorithm;
 use crate::auth::claims::split_scopes;
 use crate::domain::OrgCode;
 use crate::error::ApiError;
@@ -27,6 +28,8 @@ pub struct ApiOut {
     pub name: String,
     /// Seconds; `null` means the service's TOKEN_LIFETIME.
     pub token_lifetime: Option<i32>,
+    /// RS256 (default), ES256 or EdDSA.
+    pub signing_alg: String,
     pub scopes: Vec<ScopeOut>,
 }
 
@@ -126,12 +129,13 @@ pub fn parse_scope_arg(arg: &str) -> (String, String) {
 }
 
 async fn api_out(pool: &PgPool, audience: &str) -> Result<ApiOut, ApiError> {
-    let api: Option<(i64, String, Option<i32>)> =
-        sqlx::query_as("select id, name, token_lifetime_secs from apis where audience = $1")
-            .bind(audience)
-            .fetch_optional(pool)
-            .await?;
-    let (id, name, token_lifetime) =
+    let api: Option<(i64, String, Option<i32>, String)> = sqlx::query_as(
+        "select id, name, token_lifetime_secs, signing_alg from apis where audience = $1",
+    )
+    .bind(audience)
+    .fetch_optional(pool)
+    .await?;
+    let (id, name, token_lifetime, signing_alg) =
         api.ok_or_else(|| ApiError::not_found(format!("no API with audience '{audience}'")))?;
     let scopes: Vec<(String, String)> =
         sqlx::query_as("select name, description from api_scopes where api_id = $1 order by name")
@@ -142,6 +146,7 @@ async fn api_out(pool: &PgPool, audience: &str) -> Result<ApiOut, ApiError> {
         audience: audience.to_owned(),
         name,
         token_lifetime,
+        signing_alg,
         scopes: scopes
             .into_iter()
             .map(|(name, description)| ScopeOut { name, description })
@@ -156,8 +161,19 @@ pub async fn create_api(
     name: &str,
     scopes: &[(String, String)],
     token_lifetime: Option<Duration>,
+    signing_alg: Option<&str>,
 ) -> Result<ApiOut, ApiError> {
     let audience = parse_audience(audience)?;
+    let alg = match signing_alg {
+        None => SigningAlgorithm::RS256,
+        Some(a) => SigningAlgorithm::from_jose(a)
+            .filter(|a| keys::SIGNING_ALGORITHMS.contains(a))
+            .ok_or_else(|| ApiError::bad_request("signing_alg must be RS256, ES256 or EdDSA"))?,
+    };
+    // The API's tokens need a key of its algorithm before the first token is asked for.
+    keys::ensure_key(pool, alg)
+        .await
+        .map_err(ApiError::Internal)?;
     let name = parse_name("name", name)?;
     let scopes = scopes
         .iter()
@@ -175,14 +191,22 @@ pub async fn create_api(
     let mut tx = crate::db::Tx::begin_plain(pool).await?;
     let result = async {
         let id: i64 = sqlx::query_scalar(
-            "insert into apis (audience, name, token_lifetime_secs) values ($1, $2, $3) returning id",
+            "insert into apis (audience, name, token_lifetime_secs, signing_alg)
+             values ($1, $2, $3, $4) returning id",
         )
         .bind(audience)
         .bind(&name)
         .bind(lifetime)
+        .bind(alg.name())
         .fetch_one(tx.conn())
         .await
-        .map_err(|e| conflict_on(e, "apis_audience_key", format!("an API with audience '{audience}' exists")))?;
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "apis_audience_key",
+                format!("an API with audience '{audience}' exists"),
+            )
+        })?;
         for (scope, description) in &scopes {
             sqlx::query(
                 "insert into api_scopes (api_id, name, description) values ($1, $2, $3)

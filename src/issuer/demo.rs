@@ -67,7 +67,7 @@ pub async fn ensure_world(db: &Db) -> anyhow::Result<Vec<DemoApp>> {
             catalogue::add_scope(pool, AUDIENCE, name, description).await?;
         }
     } else {
-        catalogue::create_api(pool, AUDIENCE, "Multi-Tenant Data API", &scopes, None).await?;
+        catalogue::create_api(pool, AUDIENCE, "Multi-Tenant Data API", &scopes, None, None).await?;
     }
 
     let mut apps = Vec::new();

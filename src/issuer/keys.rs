@@ -9,43 +9,94 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::auth::SigningAlgorithm;
 use crate::auth::jwks::{VerifyKey, parse_jwks};
 use crate::auth::verifier::LocalKeys;
 use crate::telemetry::spawn_blocking_with_tracing;
 
-/// The key that signs new tokens.
+/// The algorithms the issuer can sign with, per API: RS256 (the default, as with Kinde),
+/// ES256 and EdDSA (Ed25519), which sign tens of times faster.
+pub const SIGNING_ALGORITHMS: [SigningAlgorithm; 3] = [
+    SigningAlgorithm::RS256,
+    SigningAlgorithm::ES256,
+    SigningAlgorithm::EdDSA,
+];
+
+enum PrivateKey {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+/// A key that signs new tokens.
 pub struct Signer {
     pub kid: String,
-    pair: KeyPair,
+    pub alg: SigningAlgorithm,
+    key: PrivateKey,
     rng: SystemRandom,
 }
 
 impl Signer {
-    /// Signs `header.claims` (both already JSON) and returns the compact JWS.
+    fn from_pkcs8(kid: String, alg: SigningAlgorithm, der: &[u8]) -> anyhow::Result<Self> {
+        let unreadable = |e: String| anyhow!("stored key {kid} is unreadable: {e}");
+        let key = match alg {
+            SigningAlgorithm::RS256 => {
+                PrivateKey::Rsa(RsaKeyPair::from_pkcs8(der).map_err(|e| unreadable(e.to_string()))?)
+            }
+            SigningAlgorithm::ES256 => PrivateKey::Ec(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|e| unreadable(e.to_string()))?,
+            ),
+            SigningAlgorithm::EdDSA => PrivateKey::Ed(
+                Ed25519KeyPair::from_pkcs8(der).map_err(|e| unreadable(e.to_string()))?,
+            ),
+            other => {
+                return Err(anyhow!(
+                    "stored key {kid} has unsupported algorithm {other}"
+                ));
+            }
+        };
+        Ok(Self {
+            kid,
+            alg,
+            key,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Signs `header.claims` (both JSON) and returns the compact JWS.
     pub fn sign(&self, header: &Value, claims: &Value) -> anyhow::Result<String> {
         let mut token = String::with_capacity(1024);
         URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(header)?, &mut token);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut token);
-        let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &self.rng,
-                token.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+        let message = token.as_bytes();
+        let signature = match &self.key {
+            PrivateKey::Rsa(pair) => {
+                let mut sig = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
+                    .map_err(|_| anyhow!("RSA signing failed"))?;
+                sig
+            }
+            PrivateKey::Ec(pair) => pair
+                .sign(&self.rng, message)
+                .map_err(|_| anyhow!("ECDSA signing failed"))?
+                .as_ref()
+                .to_vec(),
+            PrivateKey::Ed(pair) => pair.sign(message).as_ref().to_vec(),
+        };
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
         Ok(token)
@@ -54,7 +105,7 @@ impl Signer {
 
 #[derive(Default)]
 struct KeySet {
-    signer: Option<Arc<Signer>>,
+    signers: HashMap<SigningAlgorithm, Arc<Signer>>,
     jwks: Arc<Value>,
     verify: HashMap<String, Arc<VerifyKey>>,
 }
@@ -67,78 +118,142 @@ pub struct KeyStore {
     state: RwLock<KeySet>,
 }
 
-/// A new RSA-2048 key: (kid, PKCS#8 DER, public JWK).
-fn generate_rsa() -> anyhow::Result<(String, Vec<u8>, Value)> {
-    let pair = KeyPair::generate(KeySize::Rsa2048)
-        .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
-    let der = pair
-        .as_der()
-        .map_err(|_| anyhow::anyhow!("PKCS#8 encoding failed"))?
-        .as_ref()
-        .to_vec();
-    let public = pair.public_key();
-    let n = public.modulus().big_endian_without_leading_zero().to_vec();
-    let e = public.exponent().big_endian_without_leading_zero().to_vec();
-    // RFC 7638 thumbprint as kid: stable, unique, says nothing secret.
-    let thumb_input = format!(
-        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-        URL_SAFE_NO_PAD.encode(&e),
-        URL_SAFE_NO_PAD.encode(&n)
-    );
-    let kid = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        thumb_input.as_bytes(),
-    ));
-    let jwk = json!({
-        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-        "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(&e),
-    });
-    Ok((kid, der, jwk))
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Adds a new signing key and retires the others, in one transaction. Returns the new kid.
-pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
-    let kid = add_key(pool, true).await?;
-    tracing::info!(%kid, "signing key rotated");
-    Ok(kid)
+/// RFC 7638 thumbprint of the required members (in lexicographic order, no spaces).
+fn thumbprint(canonical: &str) -> String {
+    b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
 }
 
-/// Makes sure a signing key exists (first start).
-pub async fn ensure_key(pool: &PgPool) -> anyhow::Result<()> {
-    let has_key: bool =
-        sqlx::query_scalar("select exists (select 1 from signing_keys where retired_at is null)")
-            .fetch_one(pool)
-            .await
-            .context("reading signing keys")?;
+/// A new key: (kid, PKCS#8 DER, public JWK). The kid is the key's RFC 7638 thumbprint: stable,
+/// unique, and says nothing secret.
+fn generate(alg: SigningAlgorithm) -> anyhow::Result<(String, Vec<u8>, Value)> {
+    match alg {
+        SigningAlgorithm::RS256 => {
+            let pair = RsaKeyPair::generate(KeySize::Rsa2048)
+                .map_err(|_| anyhow!("RSA key generation failed"))?;
+            let der = pair
+                .as_der()
+                .map_err(|_| anyhow!("PKCS#8 encoding failed"))?
+                .as_ref()
+                .to_vec();
+            let public = pair.public_key();
+            let n = b64(public.modulus().big_endian_without_leading_zero());
+            let e = b64(public.exponent().big_endian_without_leading_zero());
+            let kid = thumbprint(&format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#));
+            Ok((
+                kid.clone(),
+                der,
+                json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}),
+            ))
+        }
+        SigningAlgorithm::ES256 => {
+            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .map_err(|_| anyhow!("EC key generation failed"))?;
+            let der = pair
+                .to_pkcs8v1()
+                .map_err(|_| anyhow!("PKCS#8 encoding failed"))?
+                .as_ref()
+                .to_vec();
+            // Uncompressed point: 0x04 || X || Y.
+            let point = pair.public_key().as_ref();
+            let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+            let kid = thumbprint(&format!(
+                r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+            ));
+            Ok((
+                kid.clone(),
+                der,
+                json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid, "x": x, "y": y}),
+            ))
+        }
+        SigningAlgorithm::EdDSA => {
+            let pair =
+                Ed25519KeyPair::generate().map_err(|_| anyhow!("Ed25519 key generation failed"))?;
+            let der = pair
+                .to_pkcs8()
+                .map_err(|_| anyhow!("PKCS#8 encoding failed"))?
+                .as_ref()
+                .to_vec();
+            let x = b64(pair.public_key().as_ref());
+            let kid = thumbprint(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#));
+            Ok((
+                kid.clone(),
+                der,
+                json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid, "x": x}),
+            ))
+        }
+        other => Err(anyhow!("the issuer does not sign with {other}")),
+    }
+}
+
+/// Adds a new signing key for every algorithm in use (RS256 at least) and retires the old
+/// ones, so that all keys rotate together. Returns `{"kid": <new RS256 kid>, "kids": {alg: kid}}`.
+pub async fn rotate(pool: &PgPool) -> anyhow::Result<Value> {
+    let in_use: Vec<String> = sqlx::query_scalar(
+        "select distinct alg from signing_keys where retired_at is null
+         union select 'RS256'",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading signing keys")?;
+    let mut kids = serde_json::Map::new();
+    for alg in in_use.iter().filter_map(|a| SigningAlgorithm::from_jose(a)) {
+        let kid = add_key(pool, alg, true).await?;
+        tracing::info!(%kid, %alg, "signing key rotated");
+        kids.insert(alg.name().into(), json!(kid));
+    }
+    Ok(json!({"kid": kids.get("RS256"), "kids": kids}))
+}
+
+/// Makes sure a key signs for `alg` (RS256 on first start; others when an API asks for them).
+pub async fn ensure_key(pool: &PgPool, alg: SigningAlgorithm) -> anyhow::Result<()> {
+    let has_key: bool = sqlx::query_scalar(
+        "select exists (select 1 from signing_keys where retired_at is null and alg = $1)",
+    )
+    .bind(alg.name())
+    .fetch_one(pool)
+    .await
+    .context("reading signing keys")?;
     if !has_key {
-        add_key(pool, false).await?;
+        add_key(pool, alg, false).await?;
     }
     Ok(())
 }
 
 /// Generates a key off the runtime and stores it. With `retire_others` it replaces the active
-/// key; without, it is added only if no key is active (two instances starting at once: the
-/// advisory lock lets one of them add the first key).
-async fn add_key(pool: &PgPool, retire_others: bool) -> anyhow::Result<String> {
-    let (kid, der, jwk) = spawn_blocking_with_tracing(generate_rsa).await??;
+/// key of its algorithm; without, it is added only if none is active (two instances starting
+/// at once: the advisory lock lets one of them add the first key).
+async fn add_key(
+    pool: &PgPool,
+    alg: SigningAlgorithm,
+    retire_others: bool,
+) -> anyhow::Result<String> {
+    let (kid, der, jwk) = spawn_blocking_with_tracing(move || generate(alg)).await??;
     let mut tx = crate::db::Tx::begin_plain(pool).await?;
     let result = async {
         sqlx::query("select pg_advisory_xact_lock(hashtext('orgwall_signing_keys'))")
             .execute(tx.conn())
             .await?;
         if retire_others {
-            sqlx::query("update signing_keys set retired_at = now() where retired_at is null")
-                .execute(tx.conn())
-                .await?;
+            sqlx::query(
+                "update signing_keys set retired_at = now() where retired_at is null and alg = $1",
+            )
+            .bind(alg.name())
+            .execute(tx.conn())
+            .await?;
         }
         sqlx::query(
             "insert into signing_keys (kid, alg, private_der, public_jwk)
-             select $1, 'RS256', $2, $3
-              where not exists (select 1 from signing_keys where retired_at is null)",
+             select $1, $4, $2, $3
+              where not exists (select 1 from signing_keys where retired_at is null and alg = $4)",
         )
         .bind(&kid)
         .bind(&der)
         .bind(&jwk)
+        .bind(alg.name())
         .execute(tx.conn())
         .await?;
         Ok::<_, sqlx::Error>(())
@@ -160,14 +275,14 @@ impl KeyStore {
 
     /// Creates the first key when there is none, then loads the keys.
     pub async fn ensure_and_reload(&self) -> anyhow::Result<()> {
-        ensure_key(&self.pool).await?;
+        ensure_key(&self.pool, SigningAlgorithm::RS256).await?;
         self.reload().await
     }
 
     /// Re-reads the published keys and the current signer.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let rows: Vec<(String, Option<Vec<u8>>, Value)> = sqlx::query_as(
-            "select kid, case when retired_at is null then private_der end, public_jwk
+        let rows: Vec<(String, String, Option<Vec<u8>>, Value)> = sqlx::query_as(
+            "select kid, alg, case when retired_at is null then private_der end, public_jwk
                from signing_keys
               where retired_at is null
                  or retired_at > now() - make_interval(secs => greatest($1::double precision,
@@ -179,17 +294,13 @@ impl KeyStore {
         .await
         .context("reading signing keys")?;
 
-        let mut signer = None;
+        let mut signers = HashMap::new();
         let mut published = Vec::with_capacity(rows.len());
-        for (kid, der, jwk) in rows {
-            if let (None, Some(der)) = (&signer, der) {
-                let pair = KeyPair::from_pkcs8(&der)
-                    .map_err(|e| anyhow::anyhow!("stored key {kid} is unreadable: {e}"))?;
-                signer = Some(Arc::new(Signer {
-                    kid: kid.clone(),
-                    pair,
-                    rng: SystemRandom::new(),
-                }));
+        for (kid, alg, der, jwk) in rows {
+            let alg = SigningAlgorithm::from_jose(&alg)
+                .ok_or_else(|| anyhow!("stored key {kid} has unknown algorithm {alg}"))?;
+            if let (false, Some(der)) = (signers.contains_key(&alg), der) {
+                signers.insert(alg, Arc::new(Signer::from_pkcs8(kid, alg, &der)?));
             }
             published.push(jwk);
         }
@@ -197,15 +308,21 @@ impl KeyStore {
         let verify = parse_jwks(jwks.to_string().as_bytes()).map_err(anyhow::Error::msg)?;
         let mut state = self.state.write().expect("key lock poisoned");
         *state = KeySet {
-            signer,
+            signers,
             jwks: Arc::new(jwks),
             verify,
         };
         Ok(())
     }
 
-    pub fn signer(&self) -> Option<Arc<Signer>> {
-        self.state.read().expect("key lock poisoned").signer.clone()
+    /// The active key for `alg`, if one is loaded.
+    pub fn signer(&self, alg: SigningAlgorithm) -> Option<Arc<Signer>> {
+        self.state
+            .read()
+            .expect("key lock poisoned")
+            .signers
+            .get(&alg)
+            .cloned()
     }
 
     /// The public JWKS document: public keys only.
@@ -245,7 +362,7 @@ impl KeyStore {
                     listener = None;
                 }
                 let Some(store) = store.upgrade() else { return };
-                let result = if store.signer().is_none() {
+                let result = if store.signer(SigningAlgorithm::RS256).is_none() {
                     store.ensure_and_reload().await
                 } else {
                     store.reload().await

@@ -332,8 +332,9 @@ pub struct ClientLookup {
     org_code: Option<String>,
     /// (salt, hash) of each live secret.
     secrets: Vec<(Vec<u8>, Vec<u8>)>,
-    /// The API named by the audience (its token lifetime) and the app's grant for it, if any.
-    api: Option<(i64, Option<Vec<String>>)>,
+    /// The API named by the audience (its token lifetime and signing algorithm) and the app's
+    /// grant for it, if any.
+    api: Option<(i64, String, Option<Vec<String>>)>,
 }
 
 impl ClientLookup {
@@ -365,12 +366,14 @@ impl Issuer {
             secret_hash: Option<Vec<u8>>,
             api_found: bool,
             lifetime: i64,
+            signing_alg: Option<String>,
             scopes: Option<Vec<String>>,
         }
         let rows: Vec<Row> = sqlx::query_as(
             "select a.enabled, a.org_code, s.salt, s.secret_hash,
                     ap.id is not null as api_found,
                     coalesce(ap.token_lifetime_secs::bigint, $3::bigint) as lifetime,
+                    ap.signing_alg,
                     g.scopes
                from m2m_apps a
                left join client_secrets s
@@ -387,9 +390,10 @@ impl Issuer {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let api = first
-            .api_found
-            .then(|| (first.lifetime, first.scopes.clone()));
+        let api = first.api_found.then(|| {
+            let alg = first.signing_alg.clone().unwrap_or_else(|| "RS256".into());
+            (first.lifetime, alg, first.scopes.clone())
+        });
         let (enabled, org_code) = (first.enabled, first.org_code.clone());
         let secrets = rows
             .into_iter()
@@ -425,7 +429,7 @@ impl Issuer {
         scope: Option<&str>,
         found: ClientLookup,
     ) -> Result<TokenResponse, TokenError> {
-        let Some((lifetime, granted)) = found.api else {
+        let Some((lifetime, alg, granted)) = found.api else {
             return Err(TokenError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_target",
@@ -460,10 +464,14 @@ impl Issuer {
             }
         };
         let scope = scopes.join(" ");
+        let alg = crate::auth::SigningAlgorithm::from_jose(&alg).ok_or_else(|| {
+            TokenError::server_error(format!("API has unknown signing_alg {alg}"))
+        })?;
+        // A key made by another instance moments ago may not be loaded yet: 503, retry.
         let signer = self
             .keys
-            .signer()
-            .ok_or_else(|| TokenError::unavailable("no signing key loaded"))?;
+            .signer(alg)
+            .ok_or_else(|| TokenError::unavailable(format!("no {alg} signing key loaded")))?;
         let now = chrono::Utc::now().timestamp();
         let mut claims = json!({
             "iss": self.public_url,
@@ -480,7 +488,7 @@ impl Issuer {
         if let Some(org) = found.org_code {
             claims["org_code"] = json!(org);
         }
-        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": signer.kid});
+        let header = json!({"alg": signer.alg.name(), "typ": "at+jwt", "kid": signer.kid});
         let access_token = signer
             .sign(&header, &claims)
             .map_err(TokenError::server_error)?;

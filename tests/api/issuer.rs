@@ -947,3 +947,68 @@ async fn demo_twice_neither_fails_nor_duplicates_and_prints_working_secrets() {
         .await;
     assert_eq!(res.json::<Value>().await.unwrap()["record"]["id"], 3);
 }
+
+#[tokio::test]
+async fn apis_can_sign_with_es256_or_eddsa_and_verifiers_must_allow_them() {
+    for alg in ["ES256", "EdDSA"] {
+        let app = TestApp::spawn_issuer_with(|v| {
+            v.insert("auth_algorithms".into(), "RS256,ES256,EdDSA".into());
+        })
+        .await;
+        let api = app
+            .admin_post("/admin/apis", json!({"audience": AUDIENCE, "name": "API", "signing_alg": alg, "scopes": [{"name": "read:data"}]}))
+            .await;
+        assert_eq!(api["signing_alg"], alg);
+        let (id, secret) = app.setup_tutorial("org_acme").await;
+
+        let token = app.access_token(&id, &secret).await;
+
+        let header = jwt_part(&token, 0);
+        assert_eq!(header["alg"], alg);
+        let jwks: Value = app
+            .http
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == header["kid"])
+            .expect("kid published")
+            .clone();
+        assert_eq!(key["kty"], if alg == "ES256" { "EC" } else { "OKP" });
+        assert!(key.get("d").is_none(), "no private part");
+        assert_eq!(
+            app.get("/orgs/org_acme/data", Some(&token)).await.status(),
+            200
+        );
+        assert_error(
+            app.get("/orgs/org_beta/data", Some(&token)).await,
+            403,
+            "Token does not have access to this organization",
+        )
+        .await;
+
+        // A resource API left at the default (RS256 only) refuses it.
+        let strict = TestApp::spawn_with(|v| {
+            v.insert("auth_issuer".into(), app.settings.public_url.clone());
+            v.insert(
+                "auth_jwks_url".into(),
+                format!("{}/.well-known/jwks.json", app.settings.public_url),
+            );
+        })
+        .await;
+        assert_eq!(
+            strict
+                .get("/orgs/org_acme/data", Some(&token))
+                .await
+                .status(),
+            401
+        );
+    }
+}
