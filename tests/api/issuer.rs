@@ -956,7 +956,7 @@ async fn apis_can_sign_with_es256_or_eddsa_and_verifiers_must_allow_them() {
         })
         .await;
         let api = app
-            .admin_post("/admin/apis", json!({"audience": AUDIENCE, "name": "API", "signing_alg": alg, "scopes": [{"name": "read:data"}]}))
+            .admin_post("/admin/apis", json!({"audience": AUDIENCE, "name": "API", "signing_alg": alg, "scopes": [{"name": "read:data"}, {"name": "write:data"}]}))
             .await;
         assert_eq!(api["signing_alg"], alg);
         let (id, secret) = app.setup_tutorial("org_acme").await;
