@@ -3,10 +3,11 @@
 //! request span carries `org_code` and `client_id` once the token is verified. Tokens and
 //! secrets are never recorded.
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -37,11 +38,43 @@ where
 pub struct OrgwallRootSpan;
 
 impl RootSpanBuilder for OrgwallRootSpan {
+    /// tracing-actix-web's `root_span!` fields, except that `http.target` is the path alone:
+    /// a query string may carry a secret (`?access_token=`, RFC 6750 §2.3, or a mistaken
+    /// `?token=`), and secrets never reach a log line.
     fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing_actix_web::root_span!(
-            request,
-            org_code = tracing::field::Empty,
-            client_id = tracing::field::Empty
+        use tracing::field::Empty;
+        let route = request.match_pattern().unwrap_or_else(|| "default".into());
+        let method = request.method().as_str();
+        let user_agent = request
+            .headers()
+            .get("user-agent")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let target = match request.query_string() {
+            "" => request.path().to_string(),
+            _ => format!("{}?<query omitted>", request.path()),
+        };
+        let request_id = request.extensions().get::<RequestId>().copied();
+        let conn = request.connection_info();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method,
+            http.route = %route,
+            http.flavor = %http_flavor(request.version()),
+            http.scheme = %conn.scheme(),
+            http.host = %conn.host(),
+            http.client_ip = %conn.realip_remote_addr().unwrap_or(""),
+            http.user_agent = %user_agent,
+            http.target = %target,
+            http.status_code = Empty,
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            request_id = request_id.map(tracing::field::display),
+            exception.message = Empty,
+            exception.details = Empty,
+            org_code = Empty,
+            client_id = Empty,
         )
     }
 
@@ -53,6 +86,18 @@ impl RootSpanBuilder for OrgwallRootSpan {
             tracing::info!(parent: &span, status = response.status().as_u16(), "request finished");
         }
         DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+fn http_flavor(version: actix_web::http::Version) -> &'static str {
+    use actix_web::http::Version;
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2.0",
+        Version::HTTP_3 => "3.0",
+        _ => "unknown",
     }
 }
 

@@ -153,6 +153,12 @@ impl<'de> Deserialize<'de> for TokenClaims {
                                 ScpValue::List(l) => l,
                             })
                         }
+                        "iss" => {
+                            // RFC 7519 §4.1.1: one StringOrURI. jsonwebtoken would also take
+                            // an array holding the issuer; the contract wants `iss` exact.
+                            map.next_value::<String>()
+                                .map_err(|_| de::Error::custom("`iss` must be a string"))?;
+                        }
                         "exp" | "nbf" | "iat" => {
                             // A NumericDate must be a JSON number; jsonwebtoken ≥ 10.3 also
                             // refuses strings, and we do not rely on that alone.
@@ -191,6 +197,13 @@ mod tests {
         assert!(claims(r#"{"exp":1,"x":1,"x":2}"#).is_err());
         let h: Result<JoseHeader, _> = serde_json::from_str(r#"{"alg":"RS256","alg":"none"}"#);
         assert!(h.is_err());
+    }
+
+    #[test]
+    fn iss_must_be_a_single_string() {
+        assert!(claims(r#"{"exp":1,"iss":"https://a"}"#).is_ok());
+        assert!(claims(r#"{"exp":1,"iss":["https://a"]}"#).is_err());
+        assert!(claims(r#"{"exp":1,"iss":null}"#).is_err());
     }
 
     #[test]
