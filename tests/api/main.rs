@@ -1,6 +1,10 @@
 //! orgwall's integration tests: one binary, real PostgreSQL, real HTTP, real signed tokens.
 
+mod attacks_issuer;
+mod attacks_tenant;
+mod attacks_verifier;
 mod auth_checks;
+mod faults;
 mod helpers;
 mod issuer;
 mod jwks;
