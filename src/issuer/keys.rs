@@ -49,7 +49,7 @@ pub struct Signer {
 }
 
 impl Signer {
-    fn from_pkcs8(kid: String, alg: SigningAlgorithm, der: &[u8]) -> anyhow::Result<Self> {
+    pub fn from_pkcs8(kid: String, alg: SigningAlgorithm, der: &[u8]) -> anyhow::Result<Self> {
         let unreadable = |e: String| anyhow!("stored key {kid} is unreadable: {e}");
         let key = match alg {
             SigningAlgorithm::RS256 => {
@@ -129,7 +129,7 @@ fn thumbprint(canonical: &str) -> String {
 
 /// A new key: (kid, PKCS#8 DER, public JWK). The kid is the key's RFC 7638 thumbprint: stable,
 /// unique, and says nothing secret.
-fn generate(alg: SigningAlgorithm) -> anyhow::Result<(String, Vec<u8>, Value)> {
+pub fn generate(alg: SigningAlgorithm) -> anyhow::Result<(String, Vec<u8>, Value)> {
     match alg {
         SigningAlgorithm::RS256 => {
             let pair = RsaKeyPair::generate(KeySize::Rsa2048)
