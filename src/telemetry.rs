@@ -56,6 +56,12 @@ impl RootSpanBuilder for OrgwallRootSpan {
         };
         let request_id = request.extensions().get::<RequestId>().copied();
         let conn = request.connection_info();
+        // The peer address, as the brute-force limiter sees it: Forwarded/X-Forwarded-For are
+        // the client's word and would let it put another address in our logs.
+        let client_ip = request
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
         tracing::info_span!(
             "HTTP request",
             http.method = %method,
@@ -63,7 +69,7 @@ impl RootSpanBuilder for OrgwallRootSpan {
             http.flavor = %http_flavor(request.version()),
             http.scheme = %conn.scheme(),
             http.host = %conn.host(),
-            http.client_ip = %conn.realip_remote_addr().unwrap_or(""),
+            http.client_ip = %client_ip,
             http.user_agent = %user_agent,
             http.target = %target,
             http.status_code = Empty,

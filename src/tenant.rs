@@ -6,7 +6,7 @@
 //! query that forgot its tenant does not compile; RLS holds even if one forgot its `where`.
 
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::OnceCell;
+use std::sync::OnceLock;
 
 use crate::auth::OrgContext;
 use crate::db::Tx;
@@ -25,7 +25,7 @@ pub enum RoleMode {
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
-    role_mode: std::sync::Arc<OnceCell<RoleMode>>,
+    role_mode: std::sync::Arc<OnceLock<RoleMode>>,
 }
 
 impl Db {
@@ -41,28 +41,31 @@ impl Db {
         &self.pool
     }
 
-    /// Decided once, on first use, from the login role's attributes.
+    /// Decided on first use from the login role's attributes, then remembered. While the
+    /// database is down every caller tries for itself (the answer is the same whoever stores
+    /// it), so that requests fail in parallel within the acquire timeout instead of queueing
+    /// behind one another's attempts.
     pub async fn role_mode(&self) -> Result<RoleMode, sqlx::Error> {
-        self.role_mode
-            .get_or_try_init(|| async {
-                let privileged: bool = sqlx::query_scalar(
-                    "select r.rolsuper or r.rolbypassrls or exists (
-                         select 1 from pg_class c
-                          where c.relowner = r.oid and c.relrowsecurity)
-                       from pg_roles r where r.rolname = current_user",
-                )
-                .fetch_one(&self.pool)
-                .await?;
-                let mode = if privileged {
-                    RoleMode::SwitchToTenant
-                } else {
-                    RoleMode::AlreadyLimited
-                };
-                tracing::info!(?mode, "tenant transactions role mode decided");
-                Ok(mode)
-            })
-            .await
-            .copied()
+        if let Some(mode) = self.role_mode.get() {
+            return Ok(*mode);
+        }
+        let privileged: bool = sqlx::query_scalar(
+            "select r.rolsuper or r.rolbypassrls or exists (
+                 select 1 from pg_class c
+                  where c.relowner = r.oid and c.relrowsecurity)
+               from pg_roles r where r.rolname = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let mode = if privileged {
+            RoleMode::SwitchToTenant
+        } else {
+            RoleMode::AlreadyLimited
+        };
+        if self.role_mode.set(mode).is_ok() {
+            tracing::info!(?mode, "tenant transactions role mode decided");
+        }
+        Ok(mode)
     }
 }
 

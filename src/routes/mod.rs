@@ -8,8 +8,9 @@ use actix_web::web;
 
 /// The tenant routes and probes; the whole table in one place.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready))
+    // Resources rather than bare routes, so that another method gets 405, not 404.
+    cfg.service(web::resource("/health").route(web::get().to(health::health)))
+        .service(web::resource("/ready").route(web::get().to(health::ready)))
         .service(
             web::resource("/orgs/{org_code}/data")
                 .route(web::get().to(records::list))

@@ -234,6 +234,8 @@ async fn every_error_is_json_with_a_request_id() {
         .await
         .unwrap();
     assert_error(res, 405, "Method not allowed on this path").await;
+    let res = app.http.post(app.url("/health")).send().await.unwrap();
+    assert_error(res, 405, "Method not allowed on this path").await;
 
     let res = app
         .http
