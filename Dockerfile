@@ -11,16 +11,19 @@ WORKDIR /app
 # Dependencies first, against dummy sources, so that they stay cached until Cargo.toml or
 # Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+# (benches/tokens.rs is declared in Cargo.toml, so a stand-in must exist too.)
+RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/tokens.rs \
     && cargo build --release --locked \
-    && rm -rf src
+    && rm -rf src benches
 
 # The real sources. sqlx::migrate!("./migrations") embeds migrations/ at compile time, so it
 # must be here before this build. touch: COPY keeps old mtimes, which cargo would take for
 # the dummy build's.
 COPY src ./src
+COPY benches ./benches
 COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
