@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use actix_web::dev::Payload;
+use actix_web::dev::{Payload, Service};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -56,6 +56,23 @@ impl FromRequest for Admin {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
+            // Every successful change drops this instance's client cache at once (others
+            // follow through NOTIFY orgwall_catalogue).
+            .wrap_fn(|req, srv| {
+                let changes = req.method() != actix_web::http::Method::GET;
+                let issuer = req.app_data::<web::Data<Issuer>>().cloned();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    if changes
+                        && res.status().is_success()
+                        && let Some(issuer) = issuer
+                    {
+                        issuer.cache.invalidate();
+                    }
+                    Ok(res)
+                }
+            })
             .route("/apis", web::get().to(list_apis))
             .route("/apis", web::post().to(create_api))
             .route("/apis/scopes", web::post().to(add_scope))

@@ -2,6 +2,7 @@
 //! tutorial, self-hosted.
 
 pub mod admin;
+pub mod cache;
 pub mod catalogue;
 pub mod demo;
 pub mod keys;
@@ -26,6 +27,8 @@ pub struct Issuer {
     /// Token lifetime for APIs that set none (TOKEN_LIFETIME).
     pub default_lifetime: std::time::Duration,
     pub limiter: FailureLimiter,
+    /// Client lookups of the token endpoint, dropped on every catalogue change.
+    pub cache: Arc<cache::LookupCache>,
 }
 
 impl Issuer {
@@ -37,11 +40,14 @@ impl Issuer {
             tracing::warn!(error = %format!("{e:#}"), "signing keys not loaded yet; retrying in the background");
         }
         keys.spawn_reloader();
+        let cache = Arc::new(cache::LookupCache::default());
+        cache.spawn_listener(pool.clone());
         Arc::new(Self {
             pool,
             keys,
             public_url: settings.public_url.clone(),
             default_lifetime: settings.issuer.token_lifetime,
+            cache,
             limiter: FailureLimiter::new(
                 settings.issuer.max_failures_per_client,
                 settings.issuer.max_failures_per_address,

@@ -3,6 +3,7 @@
 //! scopes → issue.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -323,15 +324,18 @@ async fn client_credentials(
         ));
     };
     let found = found.expect("authenticated above");
-    issuer.issue(&client_id, audience, form.get("scope"), found)
+    issuer.issue(&client_id, audience, form.get("scope"), &found)
 }
+
+/// A secret as stored: salt, hash, expiry (a rotation's grace period).
+type StoredSecret = (Vec<u8>, Vec<u8>, Option<chrono::DateTime<chrono::Utc>>);
 
 /// What the token endpoint needs to know about a client, read in one statement.
 pub struct ClientLookup {
     enabled: bool,
     org_code: Option<String>,
-    /// (salt, hash) of each live secret.
-    secrets: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Each secret that was live when read.
+    secrets: Vec<StoredSecret>,
     /// The API named by the audience (its token lifetime and signing algorithm) and the app's
     /// grant for it, if any.
     api: Option<(i64, String, Option<Vec<String>>)>,
@@ -341,36 +345,62 @@ impl ClientLookup {
     /// True when the app is enabled and `presented` matches one of its live secrets; every
     /// secret is checked, in constant time each.
     fn authenticates(&self, presented: &SecretString) -> bool {
+        let now = chrono::Utc::now();
         let mut matched = false;
-        for (salt, hash) in &self.secrets {
-            matched |= secrets::verify_secret(presented, salt, hash);
+        for (salt, hash, expires_at) in &self.secrets {
+            let live = expires_at.is_none_or(|at| at > now);
+            matched |= secrets::verify_secret(presented, salt, hash) && live;
         }
         matched && self.enabled
     }
 }
 
 impl Issuer {
+    /// The client as the token endpoint needs it: from the cache, else one statement.
     async fn lookup(
         &self,
         client_id: &str,
         audience: &str,
-    ) -> Result<Option<ClientLookup>, TokenError> {
+    ) -> Result<Option<Arc<ClientLookup>>, TokenError> {
         if client_id.is_empty() || client_id.len() > 128 {
             return Ok(None);
         }
+        if let Some(hit) = self.cache.get(client_id, audience) {
+            return Ok(Some(hit));
+        }
+        let generation = self.cache.generation();
+        let found = self
+            .lookup_in_database(client_id, audience)
+            .await?
+            .map(Arc::new);
+        // Only pairs that name a registered API are kept, so that the cache holds at most the
+        // real (client, API) pairs, whatever audiences callers make up.
+        if let Some(found) = found.as_ref().filter(|f| f.api.is_some()) {
+            self.cache
+                .insert(generation, client_id, audience, found.clone());
+        }
+        Ok(found)
+    }
+
+    async fn lookup_in_database(
+        &self,
+        client_id: &str,
+        audience: &str,
+    ) -> Result<Option<ClientLookup>, TokenError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             enabled: bool,
             org_code: Option<String>,
             salt: Option<Vec<u8>>,
             secret_hash: Option<Vec<u8>>,
+            expires_at: Option<chrono::DateTime<chrono::Utc>>,
             api_found: bool,
             lifetime: i64,
             signing_alg: Option<String>,
             scopes: Option<Vec<String>>,
         }
         let rows: Vec<Row> = sqlx::query_as(
-            "select a.enabled, a.org_code, s.salt, s.secret_hash,
+            "select a.enabled, a.org_code, s.salt, s.secret_hash, s.expires_at,
                     ap.id is not null as api_found,
                     coalesce(ap.token_lifetime_secs::bigint, $3::bigint) as lifetime,
                     ap.signing_alg,
@@ -397,7 +427,7 @@ impl Issuer {
         let (enabled, org_code) = (first.enabled, first.org_code.clone());
         let secrets = rows
             .into_iter()
-            .filter_map(|r| Some((r.salt?, r.secret_hash?)))
+            .filter_map(|r| Some((r.salt?, r.secret_hash?, r.expires_at)))
             .collect();
         Ok(Some(ClientLookup {
             enabled,
@@ -416,7 +446,7 @@ impl Issuer {
         scope: Option<&str>,
     ) -> Result<TokenResponse, TokenError> {
         match self.lookup(client_id, audience).await? {
-            Some(found) if found.enabled => self.issue(client_id, audience, scope, found),
+            Some(found) if found.enabled => self.issue(client_id, audience, scope, &found),
             _ => Err(TokenError::invalid_client()),
         }
     }
@@ -427,9 +457,9 @@ impl Issuer {
         client_id: &str,
         audience: &str,
         scope: Option<&str>,
-        found: ClientLookup,
+        found: &ClientLookup,
     ) -> Result<TokenResponse, TokenError> {
-        let Some((lifetime, alg, granted)) = found.api else {
+        let Some((lifetime, alg, granted)) = found.api.clone() else {
             return Err(TokenError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_target",
@@ -485,7 +515,7 @@ impl Issuer {
             "scope": scope,
             "gty": ["client_credentials"],
         });
-        if let Some(org) = found.org_code {
+        if let Some(org) = &found.org_code {
             claims["org_code"] = json!(org);
         }
         let header = json!({"alg": signer.alg.name(), "typ": "at+jwt", "kid": signer.kid});

@@ -1012,3 +1012,48 @@ async fn apis_can_sign_with_es256_or_eddsa_and_verifiers_must_allow_them() {
         );
     }
 }
+
+#[tokio::test]
+async fn disabling_an_app_from_another_process_takes_effect_on_this_instance() {
+    let app = TestApp::spawn_issuer().await;
+    let (id, secret) = app.setup_tutorial("org_acme").await;
+    // Warm this instance's client cache.
+    for _ in 0..3 {
+        assert_eq!(app.token_by_post(&id, &secret, None).await.status(), 200);
+    }
+
+    let (ok, _, err) = orgwall(&app, &["app", "disable", "--client-id", &id]);
+    assert!(ok, "{err}");
+
+    // The change reaches this instance through NOTIFY: within moments, never a stale success
+    // for long.
+    let mut refused = false;
+    for _ in 0..40 {
+        if app.token_by_post(&id, &secret, None).await.status() == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "a disabled app still gets tokens");
+    // And rotation from another process retires the old secret the same way.
+    let (ok, _, _) = orgwall(&app, &["app", "enable", "--client-id", &id]);
+    assert!(ok);
+    let (ok, rotated, _) = orgwall(&app, &["app", "rotate-secret", "--client-id", &id]);
+    assert!(ok);
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    let mut switched = false;
+    for _ in 0..40 {
+        let old = app.token_by_post(&id, &secret, None).await.status();
+        let new = app.token_by_post(&id, new_secret, None).await.status();
+        if old == 401 && new == 200 {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        switched,
+        "rotation from another process did not take effect"
+    );
+}
