@@ -29,6 +29,9 @@ pub struct TokenClaims {
     pub azp: Option<String>,
     pub scope: Option<String>,
     pub scp: Option<Vec<String>>,
+    /// NumericDates, kept so that a cached verification can re-check time.
+    pub exp: Option<f64>,
+    pub nbf: Option<f64>,
 }
 
 /// What a verified token says about its bearer.
@@ -162,10 +165,17 @@ impl<'de> Deserialize<'de> for TokenClaims {
                         "exp" | "nbf" | "iat" => {
                             // A NumericDate must be a JSON number; jsonwebtoken ≥ 10.3 also
                             // refuses strings, and we do not rely on that alone.
-                            map.next_value::<serde_json::Number>().map_err(|_| {
+                            let n = map.next_value::<serde_json::Number>().map_err(|_| {
                                 de::Error::custom(format_args!("`{key}` must be a number"))
                             })?;
-                            has_exp |= key == "exp";
+                            match key.as_str() {
+                                "exp" => {
+                                    has_exp = true;
+                                    c.exp = n.as_f64();
+                                }
+                                "nbf" => c.nbf = n.as_f64(),
+                                _ => {}
+                            }
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;

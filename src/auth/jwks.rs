@@ -113,6 +113,12 @@ impl JwksCache {
         }
     }
 
+    /// Changes after every fetch attempt: verifications cached under another generation are
+    /// done again.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// How many fetches were started so far (for tests and metrics).
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)

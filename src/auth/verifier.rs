@@ -1,7 +1,7 @@
 //! Bearer token verification: RFC 8725 practices, contract §3 "Accepted tokens".
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,6 +29,10 @@ pub enum KeySource {
 /// Keys held in this process (the built-in issuer's).
 pub trait LocalKeys: Send + Sync {
     fn verify_key(&self, kid: &str) -> Option<Arc<VerifyKey>>;
+    /// Changes whenever the key set may have changed.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 impl KeySource {
@@ -36,6 +40,13 @@ impl KeySource {
         match self {
             KeySource::Remote(cache) => cache.key(kid).await,
             KeySource::Local(keys) => keys.verify_key(kid),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        match self {
+            KeySource::Remote(cache) => cache.generation(),
+            KeySource::Local(keys) => keys.generation(),
         }
     }
 }
@@ -60,6 +71,35 @@ pub enum Rejection {
 pub struct Verifier {
     keys: KeySource,
     validations: HashMap<Algorithm, Validation>,
+    /// Tokens already verified, by SHA-256 of their bytes. An M2M client presents the same
+    /// token for up to an hour: the signature and claims of the same bytes under the same keys
+    /// verify the same way, so only the clock is checked again. Emptied when full; an entry
+    /// made under another key generation is verified again.
+    accepted: RwLock<HashMap<[u8; 32], Accepted>>,
+}
+
+struct Accepted {
+    token: VerifiedToken,
+    kid: String,
+    exp: f64,
+    nbf: Option<f64>,
+    generation: u64,
+}
+
+/// Bound on remembered tokens.
+const MAX_ACCEPTED: usize = 10_000;
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// jsonwebtoken's rule, with the same leeway: expired when `exp < now - leeway`, premature
+/// when `nbf > now + leeway`.
+fn in_time(exp: f64, nbf: Option<f64>, now: f64) -> bool {
+    let leeway = LEEWAY_SECS as f64;
+    exp >= now - leeway && nbf.is_none_or(|nbf| nbf <= now + leeway)
 }
 
 impl Verifier {
@@ -83,7 +123,11 @@ impl Verifier {
                 (alg.jwt(), v)
             })
             .collect();
-        Self { keys, validations }
+        Self {
+            keys,
+            validations,
+            accepted: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn key_source(&self) -> &KeySource {
@@ -94,6 +138,45 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLong);
         }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let fingerprint: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
+        let generation = self.keys.generation();
+        let hit = self
+            .accepted
+            .read()
+            .expect("verifier cache poisoned")
+            .get(&fingerprint)
+            .filter(|hit| hit.generation == generation && in_time(hit.exp, hit.nbf, now_secs()))
+            .map(|hit| (hit.token.clone(), hit.kid.clone()));
+        if let Some((verified, kid)) = hit {
+            // Asking the source for the key keeps the JWKS refreshed on schedule (a hit would
+            // otherwise never reach it), and a key withdrawn since is noticed here.
+            if self.keys.key(&kid).await.is_some() && self.keys.generation() == generation {
+                return Ok(verified);
+            }
+        }
+        let (verified, kid, exp, nbf) = self.verify_fully(token).await?;
+        let mut accepted = self.accepted.write().expect("verifier cache poisoned");
+        if accepted.len() >= MAX_ACCEPTED {
+            accepted.clear();
+        }
+        accepted.insert(
+            fingerprint,
+            Accepted {
+                token: verified.clone(),
+                kid,
+                exp,
+                nbf,
+                generation,
+            },
+        );
+        Ok(verified)
+    }
+
+    async fn verify_fully(
+        &self,
+        token: &str,
+    ) -> Result<(VerifiedToken, String, f64, Option<f64>), Rejection> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(_), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -136,6 +219,24 @@ impl Verifier {
 
         let data = jsonwebtoken::decode::<TokenClaims>(token, &key.key, validation)
             .map_err(|_| Rejection::SignatureOrClaims)?;
-        data.claims.into_verified().ok_or(Rejection::NoClientId)
+        let (exp, nbf) = (data.claims.exp, data.claims.nbf);
+        let exp = exp.ok_or(Rejection::SignatureOrClaims)?;
+        let verified = data.claims.into_verified().ok_or(Rejection::NoClientId)?;
+        Ok((verified, kid.to_owned(), exp, nbf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_time;
+
+    #[test]
+    fn a_remembered_token_is_rechecked_against_the_clock_with_the_same_leeway() {
+        let now = 1_000_000.0;
+        assert!(in_time(now + 10.0, None, now));
+        assert!(in_time(now - 60.0, None, now), "within the leeway");
+        assert!(!in_time(now - 61.0, None, now), "expired beyond the leeway");
+        assert!(in_time(now + 10.0, Some(now + 60.0), now));
+        assert!(!in_time(now + 10.0, Some(now + 61.0), now), "not yet valid");
     }
 }

@@ -116,6 +116,8 @@ pub struct KeyStore {
     /// Tokens live at most this long unless an API says longer.
     default_lifetime: Duration,
     state: RwLock<KeySet>,
+    /// Bumped whenever the published key set changes (see `LocalKeys::generation`).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -270,6 +272,7 @@ impl KeyStore {
             pool,
             default_lifetime,
             state: RwLock::new(KeySet::default()),
+            generation: Default::default(),
         })
     }
 
@@ -307,6 +310,12 @@ impl KeyStore {
         let jwks = json!({ "keys": published });
         let verify = parse_jwks(jwks.to_string().as_bytes()).map_err(anyhow::Error::msg)?;
         let mut state = self.state.write().expect("key lock poisoned");
+        let same_keys = state.verify.len() == verify.len()
+            && verify.keys().all(|kid| state.verify.contains_key(kid));
+        if !same_keys {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         *state = KeySet {
             signers,
             jwks: Arc::new(jwks),
@@ -383,5 +392,9 @@ impl LocalKeys for KeyStore {
             .verify
             .get(kid)
             .cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 }

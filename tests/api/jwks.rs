@@ -149,3 +149,35 @@ async fn a_hanging_issuer_slows_neither_known_kids_nor_unknown_ones_beyond_the_t
         401
     );
 }
+
+#[tokio::test]
+async fn a_key_withdrawn_from_the_jwks_stops_verifying_even_a_token_seen_before() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("auth_jwks_ttl".into(), "1s".into());
+        v.insert("auth_jwks_cooldown".into(), "1s".into());
+    })
+    .await;
+    let token = app.issuer.token("org_acme", "read:data");
+    for _ in 0..3 {
+        assert_eq!(status(&app, &token).await, 200, "verified, then remembered");
+    }
+
+    // The issuer withdraws the key (say it leaked) and publishes another.
+    app.issuer.publish(&[second_key()]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The first request after the TTL starts the background refresh; soon after, the
+    // remembered verification no longer counts.
+    let mut refused = false;
+    for _ in 0..30 {
+        if status(&app, &token).await == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refused,
+        "a token signed by a withdrawn key is still accepted"
+    );
+    assert_eq!(status(&app, &with_kid(&app, &second_key().kid)).await, 200);
+}
