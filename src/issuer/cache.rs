@@ -8,14 +8,10 @@
 //! grace) is checked at use, not at caching time. The admin API also drops the cache itself
 //! after every change, so its own effects need no round trip through NOTIFY.
 
+use super::token::ClientLookup;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use sqlx::PgPool;
-
-use super::token::ClientLookup;
 
 /// Bound on cached clients × audiences; reaching it empties the cache.
 const MAX_ENTRIES: usize = 10_000;
@@ -71,41 +67,8 @@ impl LookupCache {
         entries.clear();
     }
 
-    /// Listens for catalogue changes for as long as the cache lives.
-    pub fn spawn_listener(self: &Arc<Self>, pool: PgPool) {
-        let cache = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let listener = async {
-                    let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                    l.listen("orgwall_catalogue").await?;
-                    Ok::<_, sqlx::Error>(l)
-                }
-                .await;
-                let Some(this) = cache.upgrade() else { return };
-                let mut listener = match listener {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "catalogue listener not connected; cache off");
-                        drop(this);
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        continue;
-                    }
-                };
-                // Whatever changed while we were not listening is unknown: start empty.
-                this.invalidate();
-                this.listening.store(true, Ordering::Release);
-                drop(this);
-                loop {
-                    let event = listener.recv().await;
-                    let Some(this) = cache.upgrade() else { return };
-                    this.invalidate();
-                    if event.is_err() {
-                        this.listening.store(false, Ordering::Release);
-                        break;
-                    }
-                }
-            }
-        });
+    /// Serve from the cache only while changes are being heard.
+    pub fn set_listening(&self, on: bool) {
+        self.listening.store(on, Ordering::Release);
     }
 }

@@ -339,48 +339,17 @@ impl KeyStore {
         self.state.read().expect("key lock poisoned").jwks.clone()
     }
 
-    /// Follows changes made by other processes (`orgwall keys rotate`), and re-reads every
-    /// minute so that retired keys leave the JWKS on time.
-    pub fn spawn_reloader(self: &Arc<Self>) {
-        let store = Arc::downgrade(self);
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut listener = None;
-            loop {
-                if listener.is_none() {
-                    match sqlx::postgres::PgListener::connect_with(&pool).await {
-                        Ok(mut l) => {
-                            if l.listen("orgwall_keys").await.is_ok() {
-                                listener = Some(l);
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "cannot listen for key changes"),
-                    }
-                }
-                let listener_failed = match listener.as_mut() {
-                    Some(l) => matches!(
-                        tokio::time::timeout(Duration::from_secs(60), l.recv()).await,
-                        Ok(Err(_))
-                    ),
-                    None => {
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                        false
-                    }
-                };
-                if listener_failed {
-                    listener = None;
-                }
-                let Some(store) = store.upgrade() else { return };
-                let result = if store.signer(SigningAlgorithm::RS256).is_none() {
-                    store.ensure_and_reload().await
-                } else {
-                    store.reload().await
-                };
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "reloading signing keys failed");
-                }
-            }
-        });
+    /// Reloads, creating the first key if there is none yet (the database may have been down
+    /// at start-up).
+    pub async fn refresh(&self) {
+        let result = if self.signer(SigningAlgorithm::RS256).is_none() {
+            self.ensure_and_reload().await
+        } else {
+            self.reload().await
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %format!("{e:#}"), "reloading signing keys failed");
+        }
     }
 }
 

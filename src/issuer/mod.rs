@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod demo;
 pub mod keys;
 pub mod metadata;
+pub mod notifications;
 pub mod ratelimit;
 pub mod secrets;
 pub mod token;
@@ -39,9 +40,8 @@ impl Issuer {
         if let Err(e) = keys.ensure_and_reload().await {
             tracing::warn!(error = %format!("{e:#}"), "signing keys not loaded yet; retrying in the background");
         }
-        keys.spawn_reloader();
         let cache = Arc::new(cache::LookupCache::default());
-        cache.spawn_listener(pool.clone());
+        notifications::spawn(&pool, &keys, &cache);
         Arc::new(Self {
             pool,
             keys,
