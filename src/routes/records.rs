@@ -145,7 +145,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::from_query(req.query_string())?;
     let call = TenantCall::new(&db, &auth).await?;
-    let (records, total) = call_list_records(&call, &page).await?;
+    let (records, total) = list_records(&call, &page).await?;
     Ok(HttpResponse::Ok().json(json!({
         "org_code": auth.org_code(),
         "records": records,
@@ -170,7 +170,7 @@ pub async fn create(
     };
     check_value(&value)?;
     let call = TenantCall::new(&db, &auth).await?;
-    let record = call_create_record(&call, &name, &value).await?;
+    let record = create_record(&call, &name, &value).await?;
     let location = format!("/orgs/{}/data/{}", auth.org_code(), record.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -184,9 +184,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.1)?;
     let call = TenantCall::new(&db, &auth).await?;
-    let record = call_find_record(&call, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let record = find_record(&call, id).await?.ok_or_else(|| not_found(id))?;
     Ok(HttpResponse::Ok().json(json!({"org_code": auth.org_code(), "record": record})))
 }
 
@@ -234,7 +232,7 @@ fn not_found(id: i64) -> ApiError {
 
 /// One page and the org's total, in one round trip.
 #[tracing::instrument(skip_all)]
-pub async fn call_list_records(
+pub async fn list_records(
     call: &TenantCall<'_>,
     page: &Page,
 ) -> Result<(Vec<Record>, i64), sqlx::Error> {
@@ -266,10 +264,7 @@ pub async fn call_list_records(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn call_find_record(
-    call: &TenantCall<'_>,
-    id: i64,
-) -> Result<Option<Record>, sqlx::Error> {
+pub async fn find_record(call: &TenantCall<'_>, id: i64) -> Result<Option<Record>, sqlx::Error> {
     sqlx::query_as("select * from tenant_get_record($1, $2, $3)")
         .bind(call.org().as_str())
         .bind(call.switch_role())
@@ -280,7 +275,7 @@ pub async fn call_find_record(
 
 /// Creates a record with the org's next id, in one round trip.
 #[tracing::instrument(skip_all)]
-pub async fn call_create_record(
+pub async fn create_record(
     call: &TenantCall<'_>,
     name: &RecordName,
     value: &Value,
@@ -292,63 +287,6 @@ pub async fn call_create_record(
         .bind(value)
         .fetch_one(call.pool())
         .await
-}
-
-// The same reads inside a TenantTx, for work that needs several statements in one
-// transaction (and for the tests that prove RLS on the transactional path).
-#[tracing::instrument(skip_all)]
-pub async fn list_records(
-    tx: &mut TenantTx,
-    page: &Page,
-) -> Result<(Vec<Record>, i64), sqlx::Error> {
-    let org = tx.org().as_str().to_owned();
-    // The total rides along with the page, so a normal list costs one statement.
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        record: Record,
-        total: i64,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "select id, name, value, created_at, updated_at,
-                (select count(*) from records where org_code = $1) as total
-           from records
-          where org_code = $1 and id > $2
-          order by id
-          limit $3",
-    )
-    .bind(&org)
-    .bind(page.after)
-    .bind(page.limit)
-    .fetch_all(tx.conn())
-    .await?;
-    let total = match rows.first() {
-        Some(row) => row.total,
-        None => count_records(tx).await?,
-    };
-    let records = rows.into_iter().map(|row| row.record).collect();
-    Ok((records, total))
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn count_records(tx: &mut TenantTx) -> Result<i64, sqlx::Error> {
-    let org = tx.org().as_str().to_owned();
-    sqlx::query_scalar("select count(*) from records where org_code = $1")
-        .bind(org)
-        .fetch_one(tx.conn())
-        .await
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn find_record(tx: &mut TenantTx, id: i64) -> Result<Option<Record>, sqlx::Error> {
-    let org = tx.org().as_str().to_owned();
-    sqlx::query_as(
-        "select id, name, value, created_at, updated_at from records where org_code = $1 and id = $2",
-    )
-    .bind(org)
-    .bind(id)
-    .fetch_optional(tx.conn())
-    .await
 }
 
 /// Inserts with the org's next id: the counter row serializes concurrent creates in one org,

@@ -5,7 +5,7 @@
 
 use orgwall::auth::OrgContext;
 use orgwall::domain::{OrgCode, RecordName};
-use orgwall::routes::records::{self, Page};
+use orgwall::routes::records;
 use orgwall::routes::users;
 use orgwall::tenant::{Db, TenantTx};
 use serde_json::{Value, json};
@@ -471,17 +471,11 @@ async fn when_the_app_filter_and_the_database_context_disagree_the_route_queries
         tx
     };
     let name = RecordName::parse("smuggled".into()).unwrap();
-    let page = Page {
-        limit: 1000,
-        after: 0,
-    };
 
+    // (List, get and create run through the tenant_* functions, whose filter and context come
+    // from one argument and cannot disagree; the transactional queries are tested here.)
     let mut tx = disagreeing().await;
-    let (list, total) = records::list_records(&mut tx, &page).await.unwrap();
-    assert!(list.is_empty() && total == 0, "list saw {list:?} / {total}");
-    assert_eq!(records::count_records(&mut tx).await.unwrap(), 0);
     for id in 1..=3 {
-        assert!(records::find_record(&mut tx, id).await.unwrap().is_none());
         let updated = records::update_record(&mut tx, id, Some(&name), Some(&json!(0)))
             .await
             .unwrap();

@@ -349,7 +349,7 @@ async fn a_one_statement_tenant_call_sees_one_tenant_and_leaves_nothing_on_the_c
     for (org, expected) in [("org_acme", 2usize), ("org_beta", 1), ("org_acme", 2)] {
         let acme = ctx(org);
         let call = orgwall::tenant::TenantCall::new(&db, &acme).await.unwrap();
-        let (records, total) = orgwall::routes::records::call_list_records(&call, &page)
+        let (records, total) = orgwall::routes::records::list_records(&call, &page)
             .await
             .unwrap();
         assert_eq!((records.len(), total), (expected, expected as i64), "{org}");
