@@ -35,10 +35,7 @@ language plpgsql security invoker volatile as $$
 declare
   v_total bigint;
 begin
-  if p_switch then
-    set local role orgwall_tenant;
-  end if;
-  perform set_config('app.org_code', p_org, true);
+  perform tenant_enter(p_org, p_switch);
   select c.last_value into v_total
     from public.tenant_counters c
    where c.org_code = p_org and c.counter = 'records_live';
@@ -58,10 +55,7 @@ language plpgsql security invoker volatile as $$
 declare
   v_total bigint;
 begin
-  if p_switch then
-    set local role orgwall_tenant;
-  end if;
-  perform set_config('app.org_code', p_org, true);
+  perform tenant_enter(p_org, p_switch);
   select c.last_value into v_total
     from public.tenant_counters c
    where c.org_code = p_org and c.counter = 'records_live';
