@@ -176,6 +176,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     crate::cli::migrate_if_needed(&settings).await?;
     let pool: PgPool = crate::db::pool(&settings)?;
     let apps = ensure_world(&Db::new(pool)).await?;
+    // Listen first, so that "ready" is true when it is printed.
+    let app = crate::startup::Application::build(settings.clone()).await?;
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
@@ -186,5 +188,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }))?
     );
     eprintln!("{}", walkthrough(&settings.public_url, &apps[0]));
-    crate::cli::serve(settings).await
+    app.run_until_stopped().await?;
+    Ok(())
 }
