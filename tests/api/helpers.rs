@@ -40,6 +40,14 @@ impl std::io::Write for CaptureWriter {
         if std::env::var_os("TEST_LOG").is_some() {
             std::io::stderr().write_all(buf)?;
         }
+        // The whole suite's log, for .ci/run's final search for tokens and keys.
+        if let Some(path) = std::env::var_os("ORGWALL_TEST_LOG_FILE") {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?
+                .write_all(buf)?;
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
