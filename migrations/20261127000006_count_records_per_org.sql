@@ -29,26 +29,8 @@ create trigger records_live_insert after insert on records
 create trigger records_live_delete after delete on records
   referencing old table as old_rows for each statement execute function records_live_count();
 
-create or replace function tenant_list_records(p_org text, p_switch boolean, p_after bigint, p_limit integer)
-returns table (id bigint, name text, value jsonb, created_at timestamptz, updated_at timestamptz, total bigint)
-language plpgsql security invoker volatile as $$
-declare
-  v_total bigint;
-begin
-  perform tenant_enter(p_org, p_switch);
-  select c.last_value into v_total
-    from public.tenant_counters c
-   where c.org_code = p_org and c.counter = 'records_live';
-  return query
-    select r.id, r.name, r.value, r.created_at, r.updated_at, coalesce(v_total, 0)
-      from public.records r
-     where r.org_code = p_org and r.id > p_after
-     order by r.id
-     limit p_limit;
-end
-$$;
-
--- The list's total when the page is empty (past the end).
+-- The org's live record count: the list's total, and the answer on its own when a page is
+-- empty (past the end).
 create function tenant_count_records(p_org text, p_switch boolean)
 returns bigint
 language plpgsql security invoker volatile as $$
@@ -60,6 +42,21 @@ begin
     from public.tenant_counters c
    where c.org_code = p_org and c.counter = 'records_live';
   return coalesce(v_total, 0);
+end
+$$;
+
+create or replace function tenant_list_records(p_org text, p_switch boolean, p_after bigint, p_limit integer)
+returns table (id bigint, name text, value jsonb, created_at timestamptz, updated_at timestamptz, total bigint)
+language plpgsql security invoker volatile as $$
+declare
+  v_total bigint := tenant_count_records(p_org, p_switch);
+begin
+  return query
+    select r.id, r.name, r.value, r.created_at, r.updated_at, v_total
+      from public.records r
+     where r.org_code = p_org and r.id > p_after
+     order by r.id
+     limit p_limit;
 end
 $$;
 

@@ -2,7 +2,7 @@
 //! body `{"error": "<reason phrase>", "message": "..."}` and, for auth failures, the RFC 6750
 //! `WWW-Authenticate` header. Internal detail goes to the log, never to the client.
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -162,6 +162,3 @@ pub fn render_non_json_error<B: MessageBody + 'static>(
     let res = ServiceResponse::new(req, new.map_into_boxed_body()).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
 }
-
-/// For `EitherBody` plumbing in [`render_non_json_error`].
-pub type ErrorBody<B> = EitherBody<B, BoxBody>;

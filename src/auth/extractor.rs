@@ -65,12 +65,6 @@ impl<S: Scope> Deref for Authorized<S> {
     }
 }
 
-impl<S: Scope> Authorized<S> {
-    pub fn into_context(self) -> OrgContext {
-        self.ctx
-    }
-}
-
 /// The bearer token of the request: `Ok(None)` when there is none to speak of.
 fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);

@@ -96,7 +96,6 @@ pub struct JwksCache {
     refresh: Arc<tokio::sync::Mutex<()>>,
     /// Bumped after every fetch attempt, so a waiter can tell that one happened meanwhile.
     generation: AtomicU64,
-    fetches: AtomicU64,
 }
 
 impl JwksCache {
@@ -109,7 +108,6 @@ impl JwksCache {
             state: RwLock::new(Arc::new(Snapshot::default())),
             refresh: Arc::new(tokio::sync::Mutex::new(())),
             generation: AtomicU64::new(0),
-            fetches: AtomicU64::new(0),
         }
     }
 
@@ -117,11 +115,6 @@ impl JwksCache {
     /// done again.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
-    }
-
-    /// How many fetches were started so far (for tests and metrics).
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -173,7 +166,6 @@ impl JwksCache {
 
     /// One fetch; on success the key set is replaced, on failure the last good one stays.
     async fn fetch_and_store(&self) {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let result = self.fetch().await;
         let mut state = self.state.write().expect("jwks lock poisoned");

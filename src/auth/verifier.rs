@@ -130,10 +130,6 @@ impl Verifier {
         }
     }
 
-    pub fn key_source(&self) -> &KeySource {
-        &self.keys
-    }
-
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, Rejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLong);
