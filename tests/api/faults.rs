@@ -12,7 +12,7 @@ use orgwall::config::Settings;
 use orgwall::startup::Application;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeIssuer, TestApp, assert_error, base_vars, free_port, server_url};
+use crate::helpers::{FakeIssuer, TestApp, assert_error, base_vars, free_port};
 
 /// The contract's answer while the database is away, with no internal detail.
 fn unavailable() -> Value {
@@ -380,7 +380,7 @@ async fn an_exhausted_pool_answers_503_after_the_acquire_timeout() {
 async fn sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0() {
     let app = TestApp::spawn().await;
     let port = free_port();
-    let vars = base_vars(&format!("{}/{}", server_url(), app.db_name), &app.issuer);
+    let vars = base_vars(&app.db.url, &app.issuer);
     let mut serve = Reap(
         std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"))
             .arg("serve")

@@ -1,5 +1,5 @@
-//! The test harness: each test gets its own database (migrated by orgwall's own `migrate`), its
-//! own orgwall on a random port, connected the way production is, and an in-process fake
+//! The test harness: each test gets its own database (a clone of one migrated by orgwall's own
+//! `migrate` once per migration set), its own orgwall on a random port, connected the way production is, and an in-process fake
 //! issuer that publishes a JWKS and mints real RS256 tokens.
 
 use std::collections::HashMap;
@@ -247,23 +247,167 @@ impl Drop for FakeIssuer {
 
 pub struct TestApp {
     pub address: String,
-    pub db_name: String,
     /// A superuser pool on the test's database, for arranging and inspecting.
     pub admin_pool: PgPool,
     pub issuer: FakeIssuer,
     pub http: reqwest::Client,
     pub settings: Settings,
     server: actix_web::dev::ServerHandle,
+    /// Declared last: dropped after the pool and the server.
+    pub db: TestDb,
 }
 
-/// Creates a fresh database and applies the migrations through orgwall's own `migrate`.
-pub async fn create_database() -> (String, String) {
-    let db_name = format!("orgwall_test_{}", uuid::Uuid::new_v4().simple());
-    let url = format!("{}/{db_name}", server_url());
-    let settings =
-        Settings::from_map(&HashMap::from([("database_url".into(), url.clone())])).unwrap();
-    orgwall::cli::migrate(&settings).await.expect("migrate");
-    (db_name, url)
+/// A database of its own for one test, cloned from the migrated template and dropped (with
+/// `force`, ending every session on it) when the guard goes, even when the test fails.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Clones the migrated template: a copy of the files, no migration replayed.
+    ///
+    /// `create database ... template` copies everything `migrate` writes inside the database,
+    /// and the roles it creates are cluster-wide; what it does not copy is database-level
+    /// settings and grants (`grant connect on database`), so a test that needs `migrate`'s
+    /// database-level setup (a runtime role, for one) runs `migrate` on its clone.
+    pub async fn create() -> Self {
+        let template = migrated_template().await;
+        let name = format!("orgwall_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&format!("{}/postgres", server_url()))
+            .await
+            .expect("connect to the postgres database");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            r#"create database "{name}" template "{template}""#
+        )))
+        .await
+        .expect("create the test database from the template");
+        let _ = conn.close().await;
+        let url = format!("{}/{name}", server_url());
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async context (and maybe inside a runtime that is shutting down):
+        // a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(mut conn) =
+                    PgConnection::connect(&format!("{}/postgres", server_url())).await
+                {
+                    let _ = conn
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            r#"drop database if exists "{name}" with (force)"#
+                        )))
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The name of a database holding every migration, built once per migration set.
+///
+/// Named by a digest of the embedded migrations, so any number of test processes, from this
+/// checkout or another one with the same migrations, share one; a changed migration gets a new
+/// name. A template is complete once it is marked `is_template` (the last step of building
+/// it), so one left half-built by an aborted run is dropped and built again. Building is
+/// serialized across processes by an advisory lock, and within this process by the `OnceCell`.
+/// Templates of other migration sets that were built more than a day ago are dropped then.
+async fn migrated_template() -> &'static str {
+    static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    TEMPLATE.get_or_init(build_template).await
+}
+
+const TEMPLATE_PREFIX: &str = "orgwall_test_template_";
+
+async fn build_template() -> String {
+    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for m in orgwall::MIGRATOR.iter() {
+        digest.update(&m.version.to_le_bytes());
+        digest.update(&m.checksum);
+    }
+    let hex: String = digest.finish().as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let name = format!("{TEMPLATE_PREFIX}{hex}");
+
+    let mut conn = PgConnection::connect(&format!("{}/postgres", server_url()))
+        .await
+        .expect("connect to the postgres database");
+    conn.execute("select pg_advisory_lock(hashtext('orgwall_test_template'))")
+        .await
+        .expect("template lock");
+    let complete: Option<bool> =
+        sqlx::query_scalar("select datistemplate from pg_database where datname = $1")
+            .bind(&name)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("look up the template");
+    if complete != Some(true) {
+        if complete == Some(false) {
+            drop_template(&mut conn, &name).await;
+        }
+        let url = format!("{}/{name}", server_url());
+        let settings = Settings::from_map(&HashMap::from([("database_url".into(), url)])).unwrap();
+        orgwall::cli::migrate(&settings).await.expect("migrate");
+        // No connections from now on: cloning needs a template nobody is connected to.
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            r#"alter database "{name}" with is_template true allow_connections false"#
+        )))
+        .await
+        .expect("mark the template complete");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            r#"comment on database "{name}" is '{}'"#,
+            now()
+        )))
+        .await
+        .expect("date the template");
+        let stale: Vec<String> = sqlx::query_scalar(
+            "select d.datname from pg_database d
+               join pg_shdescription s on s.objoid = d.oid
+              where d.datname like $1 || '%' and d.datname <> $2
+                and case when s.description ~ '^[0-9]{1,18}$'
+                         then s.description::bigint end < $3",
+        )
+        .bind(TEMPLATE_PREFIX)
+        .bind(&name)
+        .bind(now() - 86_400)
+        .fetch_all(&mut conn)
+        .await
+        .expect("list stale templates");
+        for old in stale {
+            drop_template(&mut conn, &old).await;
+        }
+    }
+    conn.execute("select pg_advisory_unlock(hashtext('orgwall_test_template'))")
+        .await
+        .expect("template unlock");
+    let _ = conn.close().await;
+    name
+}
+
+async fn drop_template(conn: &mut PgConnection, name: &str) {
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        r#"alter database "{name}" with is_template false allow_connections true"#
+    )))
+    .await
+    .expect("unmark a template");
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        r#"drop database "{name}" with (force)"#
+    )))
+    .await
+    .expect("drop a template");
 }
 
 pub fn base_vars(database_url: &str, issuer: &FakeIssuer) -> HashMap<String, String> {
@@ -317,8 +461,8 @@ impl TestApp {
     pub async fn spawn_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> Self {
         init_tracing();
         let issuer = FakeIssuer::start().await;
-        let (db_name, url) = create_database().await;
-        let mut vars = base_vars(&url, &issuer);
+        let db = TestDb::create().await;
+        let mut vars = base_vars(&db.url, &issuer);
         customize(&mut vars);
         let settings = Settings::from_map(&vars).expect("settings");
         let app = Application::build(settings.clone())
@@ -327,10 +471,9 @@ impl TestApp {
         let port = app.port();
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());
-        let admin_pool = PgPool::connect(&url).await.expect("admin pool");
+        let admin_pool = PgPool::connect(&db.url).await.expect("admin pool");
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
-            db_name,
             admin_pool,
             issuer,
             http: reqwest::Client::builder()
@@ -339,6 +482,7 @@ impl TestApp {
                 .unwrap(),
             settings,
             server,
+            db,
         }
     }
 
@@ -413,28 +557,8 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Sends the stop command; awaiting it here would block the runtime the server runs on.
+        // The database goes with the `db` field, after this.
         drop(self.server.stop(false));
-        let db_name = self.db_name.clone();
-        // Drop runs outside async context: use a thread with its own runtime. `with (force)`
-        // ends the server's and the test's connections.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                if let Ok(mut conn) =
-                    PgConnection::connect(&format!("{}/postgres", server_url())).await
-                {
-                    let _ = conn
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            r#"drop database if exists "{db_name}" with (force)"#
-                        )))
-                        .await;
-                }
-            });
-        })
-        .join();
     }
 }
 

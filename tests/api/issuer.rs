@@ -748,10 +748,7 @@ async fn a_separate_resource_api_trusts_the_issuer_through_its_jwks() {
 fn orgwall(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"))
         .args(args)
-        .env(
-            "DATABASE_URL",
-            format!("{}/{}", crate::helpers::server_url(), app.db_name),
-        )
+        .env("DATABASE_URL", &app.db.url)
         .env("PUBLIC_URL", &app.settings.public_url)
         .env("RUST_LOG", "warn")
         .env_remove("ORGWALL_CONFIG")
