@@ -3,15 +3,14 @@
 //! then the second wall alone (RLS without the application's `where org_code`), then the
 //! database catalogue that the second wall depends on.
 
-use orgwall::auth::OrgContext;
-use orgwall::domain::{OrgCode, RecordName};
+use orgwall::domain::RecordName;
 use orgwall::routes::records;
 use orgwall::routes::users;
 use orgwall::tenant::{Db, TenantTx};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgPool};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, ctx};
 
 const TENANT_TABLES: [&str; 3] = ["records", "org_users", "tenant_counters"];
 const CATALOGUE_TABLES: [&str; 7] = [
@@ -23,10 +22,6 @@ const CATALOGUE_TABLES: [&str; 7] = [
     "app_grants",
     "signing_keys",
 ];
-
-fn ctx(org: &str) -> OrgContext {
-    OrgContext::for_operator(OrgCode::parse(org).unwrap())
-}
 
 /// Tables holding tenant data: those with an `org_code` that `orgwall_tenant` can reach (at
 /// least [`TENANT_TABLES`]; later features may add more, and these tests cover them too).

@@ -12,7 +12,9 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use orgwall::auth::OrgContext;
 use orgwall::config::Settings;
+use orgwall::domain::OrgCode;
 use orgwall::startup::Application;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -115,6 +117,11 @@ impl TestKey {
     pub fn sign(&self, header: &Value, claims: &Value) -> String {
         self.sign_raw(&header.to_string(), &claims.to_string())
     }
+}
+
+/// The tenant context of `org`, as an operator (not a token) enters it.
+pub fn ctx(org: &str) -> OrgContext {
+    OrgContext::for_operator(OrgCode::parse(org).unwrap())
 }
 
 /// Keys are slow to make; tests share a few.
@@ -551,6 +558,156 @@ impl TestApp {
             .fetch_one(&self.admin_pool)
             .await
             .unwrap()
+    }
+}
+
+/// The admin API and the token endpoint, as a client of the built-in issuer uses them.
+impl TestApp {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> Value {
+        let (status, out) = self.admin(reqwest::Method::POST, path, Some(body)).await;
+        assert!(status == 200 || status == 201, "{path}: {status} {out}");
+        out
+    }
+
+    /// The tutorial's setup: API with four scopes, org, org-scoped app with read+write.
+    pub async fn setup_tutorial(&self, org: &str) -> (String, String) {
+        let (status, _) = self.admin(reqwest::Method::GET, "/admin/apis", None).await;
+        assert_eq!(status, 200);
+        let _ = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/apis",
+                Some(
+                    json!({"audience": AUDIENCE, "name": "Multi-Tenant Data API", "scopes": [
+                    {"name": "read:data", "description": "Read records"},
+                    {"name": "write:data", "description": "Create and update records"},
+                    {"name": "delete:data", "description": "Delete records"},
+                    {"name": "read:users", "description": "Read users"}]}),
+                ),
+            )
+            .await;
+        let _ = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/orgs",
+                Some(json!({"code": org, "name": org})),
+            )
+            .await;
+        let app = self
+            .admin_post(
+                "/admin/apps",
+                json!({"name": format!("{org} client"), "org_code": org}),
+            )
+            .await;
+        let id = app["client_id"].as_str().unwrap().to_string();
+        let secret = app["client_secret"].as_str().unwrap().to_string();
+        self.admin_post(
+            &format!("/admin/apps/{id}/authorize"),
+            json!({"audience": AUDIENCE, "scopes": "read:data write:data"}),
+        )
+        .await;
+        (id, secret)
+    }
+
+    /// The tutorial's setup through the admin API of an HTTPS orgwall at `base`.
+    pub async fn setup_tutorial_over(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+    ) -> (String, String) {
+        let post = |path: String, body: Value| {
+            client
+                .post(format!("{base}{path}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+        };
+        post(
+            "/admin/apis".into(),
+            json!({"audience": AUDIENCE, "name": "API", "scopes": [{"name": "read:data"}]}),
+        )
+        .await
+        .unwrap();
+        post(
+            "/admin/orgs".into(),
+            json!({"code": "org_acme", "name": "Acme"}),
+        )
+        .await
+        .unwrap();
+        let app: Value = post(
+            "/admin/apps".into(),
+            json!({"name": "acme", "org_code": "org_acme"}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let id = app["client_id"].as_str().unwrap().to_string();
+        post(
+            format!("/admin/apps/{id}/authorize"),
+            json!({"audience": AUDIENCE, "scopes": "read:data"}),
+        )
+        .await
+        .unwrap();
+        (id, app["client_secret"].as_str().unwrap().to_string())
+    }
+
+    pub async fn token_request(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(self.url("/oauth2/token")).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn token_by_post(
+        &self,
+        id: &str,
+        secret: &str,
+        scope: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("audience", AUDIENCE),
+        ];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        self.token_request(&form, None).await
+    }
+
+    pub async fn access_token(&self, id: &str, secret: &str) -> String {
+        let res = self.token_by_post(id, secret, None).await;
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 

@@ -1,12 +1,10 @@
 //! The records and users routes: paging, CRUD, per-organization ids.
 
 use futures_util::future::join_all;
-use orgwall::auth::OrgContext;
-use orgwall::domain::OrgCode;
 use orgwall::tenant::{Db, TenantTx};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error};
+use crate::helpers::{TestApp, assert_error, ctx};
 
 #[tokio::test]
 async fn list_pages_by_limit_and_after_and_counts_everything() {
@@ -261,8 +259,7 @@ async fn users_are_listed_for_the_org_only() {
         ("org_acme", "bob@acme.test", "Bob"),
         ("org_beta", "cy@beta.test", "Cy"),
     ] {
-        let ctx = OrgContext::for_operator(OrgCode::parse(org).unwrap());
-        let mut tx = TenantTx::begin(&db, &ctx).await.unwrap();
+        let mut tx = TenantTx::begin(&db, &ctx(org)).await.unwrap();
         orgwall::routes::users::insert_user(&mut tx, email, name)
             .await
             .unwrap();

@@ -3,18 +3,12 @@
 
 use std::time::Duration;
 
-use orgwall::auth::OrgContext;
-use orgwall::domain::OrgCode;
 use orgwall::tenant::{Db, TenantTx};
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::helpers::{TestApp, TestDb};
-
-fn ctx(org: &str) -> OrgContext {
-    OrgContext::for_operator(OrgCode::parse(org).unwrap())
-}
+use crate::helpers::{TestApp, TestDb, ctx};
 
 /// A query function deliberately written without `where org_code`.
 async fn all_record_names_unfiltered(tx: &mut TenantTx) -> Vec<String> {
