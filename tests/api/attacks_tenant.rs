@@ -108,8 +108,8 @@ async fn send(
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn org_a_cannot_reach_org_b_through_any_route_path_query_or_body() {
+/// The seeded orgs, a token of org A with every scope, and org B's rows before the attack.
+async fn seeded_with_acme_token() -> (TestApp, String, Vec<String>) {
     let app = TestApp::spawn().await;
     seed(&app).await;
     let acme = app
@@ -127,6 +127,27 @@ async fn org_a_cannot_reach_org_b_through_any_route_path_query_or_body() {
         (3, 2),
         "{beta_before:?}"
     );
+    (app, acme, beta_before)
+}
+
+/// Org B's rows are as they were, and no row belongs to a third org.
+async fn assert_org_b_untouched(app: &TestApp, beta_before: &[String]) {
+    assert_eq!(
+        snapshot(&app.admin_pool, "org_beta").await,
+        beta_before,
+        "org B's rows changed"
+    );
+    // Nothing was written under any other org either.
+    let orgs: Vec<String> = sqlx::query_scalar("select distinct org_code from records order by 1")
+        .fetch_all(&app.admin_pool)
+        .await
+        .unwrap();
+    assert_eq!(orgs, ["org_acme", "org_beta"]);
+}
+
+#[tokio::test]
+async fn org_a_cannot_reach_org_b_by_naming_it_in_the_path_or_by_org_bs_ids() {
+    let (app, acme, beta_before) = seeded_with_acme_token().await;
     let patch = json!({"name": "pwned", "value": "pwned"});
     let post = json!({"name": "smuggled", "value": 1});
 
@@ -180,6 +201,14 @@ async fn org_a_cannot_reach_org_b_through_any_route_path_query_or_body() {
         );
         assert!(!text.contains("Beta"), "{method} {path} leaked: {text}");
     }
+
+    assert_org_b_untouched(&app, &beta_before).await;
+    assert_eq!(app.rows_of("org_acme").await.len(), 1);
+}
+
+#[tokio::test]
+async fn org_b_named_in_the_query_body_or_headers_of_org_as_routes_reaches_only_org_a() {
+    let (app, acme, beta_before) = seeded_with_acme_token().await;
 
     // Org B named in query, body or headers on A's own routes: A's data only.
     let (status, text) = send(
@@ -253,22 +282,12 @@ async fn org_a_cannot_reach_org_b_through_any_route_path_query_or_body() {
         assert_eq!(status, 400, "{method} {path}: {text}");
     }
 
-    assert_eq!(
-        snapshot(&app.admin_pool, "org_beta").await,
-        beta_before,
-        "org B's rows changed"
-    );
+    assert_org_b_untouched(&app, &beta_before).await;
     let acme_rows = app.rows_of("org_acme").await;
     assert_eq!(
         acme_rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
         ["still Acme's", "Acme's own"]
     );
-    // Nothing was written under any other org either.
-    let orgs: Vec<String> = sqlx::query_scalar("select distinct org_code from records order by 1")
-        .fetch_all(&app.admin_pool)
-        .await
-        .unwrap();
-    assert_eq!(orgs, ["org_acme", "org_beta"]);
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Faults, load and bad bodies (issue 4): the database unreachable, its backends killed, a
+//! Faults, load and bad bodies: the database unreachable, its backends killed, a
 //! lock that never lets go, an exhausted pool, SIGTERM with a request in flight; 200
 //! concurrent writers; bodies that break parsers. Every bound below is a "does not hang"
 //! timeout, not a performance claim. JWKS faults are in jwks.rs; an abandoned request
@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{FakeIssuer, TestApp, assert_error, base_vars, free_port};
 
-/// The contract's answer while the database is away, with no internal detail.
+/// The answer while the database is away: a 503 with the usual JSON error body and no
+/// internal detail.
 fn unavailable() -> Value {
     json!({"error": "Service Unavailable", "message": "Service temporarily unavailable"})
 }
@@ -207,7 +208,7 @@ async fn killed_database_connections_are_replaced_and_the_service_recovers_by_it
     };
 
     for round in 0..3 {
-        // Requests in flight while the backends die: each a 200 or the contract's 503.
+        // Requests in flight while the backends die: each a 200 or a 503.
         let (statuses, killed) = tokio::join!(
             join_all((0..20).map(|_| within_bound(list(), "list during termination"))),
             async {
@@ -574,13 +575,31 @@ fn nested(depth: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::test]
-async fn bad_bodies_are_400s_that_say_what_is_wrong_and_change_nothing() {
+/// org_acme with record 1, a token that may read and write it, and the record as it was.
+async fn one_record_to_protect() -> (TestApp, String, Vec<String>) {
     let app = TestApp::spawn().await;
     app.create_record("org_acme", "original", json!({"keep": true}))
         .await;
     let token = app.issuer.token("org_acme", "read:data write:data");
     let before = acme_rows(&app).await;
+    (app, token, before)
+}
+
+/// Record 1 is as it was, nothing else was stored, and no id was burned.
+async fn assert_nothing_changed(app: &TestApp, before: &[String]) {
+    assert_eq!(acme_rows(app).await, before, "a bad body changed a record");
+    assert_eq!(
+        app.count_all_records().await,
+        1,
+        "a bad body stored something"
+    );
+    // No id was burned by a refused write.
+    assert_eq!(app.create_record("org_acme", "next", json!(1)).await, 2);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_valid_json_is_a_400_that_says_why_and_changes_nothing() {
+    let (app, token, before) = one_record_to_protect().await;
 
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
         (
@@ -693,6 +712,14 @@ async fn bad_bodies_are_400s_that_say_what_is_wrong_and_change_nothing() {
         let res = send_raw(&app, "PATCH", "/orgs/org_acme/data/1", &token, body.clone()).await;
         assert_400_saying(res, says, &format!("PATCH {case}")).await;
     }
+
+    assert_nothing_changed(&app, &before).await;
+}
+
+#[tokio::test]
+async fn valid_json_of_the_wrong_shape_is_a_400_that_names_the_field_and_changes_nothing() {
+    let (app, token, before) = one_record_to_protect().await;
+
     for (case, body, says) in [
         ("missing value", json!({"name": "x"}), vec!["'value'"]),
         (
@@ -733,6 +760,14 @@ async fn bad_bodies_are_400s_that_say_what_is_wrong_and_change_nothing() {
         .await;
         assert_400_saying(res, &says, case).await;
     }
+
+    assert_nothing_changed(&app, &before).await;
+}
+
+#[tokio::test]
+async fn a_bad_query_parameter_or_record_id_is_a_400_that_names_it() {
+    let (app, token, before) = one_record_to_protect().await;
+
     // Query strings and ids beyond what records.rs covers.
     for query in [
         "limit=",
@@ -761,14 +796,7 @@ async fn bad_bodies_are_400s_that_say_what_is_wrong_and_change_nothing() {
         assert_error(res, 400, "Record id must be a positive integer").await;
     }
 
-    assert_eq!(acme_rows(&app).await, before, "a bad body changed a record");
-    assert_eq!(
-        app.count_all_records().await,
-        1,
-        "a bad body stored something"
-    );
-    // No id was burned by a refused write.
-    assert_eq!(app.create_record("org_acme", "next", json!(1)).await, 2);
+    assert_nothing_changed(&app, &before).await;
 }
 
 #[tokio::test]

@@ -719,7 +719,8 @@ impl Drop for TestApp {
     }
 }
 
-/// Asserts the contract's error body and returns it.
+/// Asserts the status and the JSON error body every refusal has (`error`: the status's
+/// reason phrase, `message`), and returns the headers.
 pub async fn assert_error(
     res: reqwest::Response,
     status: u16,

@@ -1,5 +1,6 @@
 //! The built-in issuer end to end over real HTTP: the tutorial's flow without Kinde, every
-//! error row of contract §5, rotation, revocation, keys, brute force, the CLI and `demo`.
+//! error answer of the token endpoint, rotation, revocation, keys, brute force, the CLI and
+//! `demo`.
 
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ async fn the_tutorial_flow_works_without_kinde() {
     let by_basic = body["access_token"].as_str().unwrap().to_string();
     let by_form = app.access_token(&id, &secret).await;
 
-    // The token of contract §5.
+    // The access token's header and claims.
     let header = jwt_part(&by_form, 0);
     let claims = jwt_part(&by_form, 1);
     assert_eq!(header["alg"], "RS256");
@@ -238,8 +239,8 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
     assert_eq!(kinde_path["keys"][0]["kid"], kid);
 }
 
-#[tokio::test]
-async fn every_token_error_row_of_the_contract() {
+/// The tutorial's issuer, with a second API that the tutorial's app is not authorized for.
+async fn issuer_with_an_unauthorized_api() -> (TestApp, String, String) {
     let app = TestApp::spawn_issuer().await;
     let (id, secret) = app.setup_tutorial("org_acme").await;
     app.admin_post(
@@ -247,7 +248,14 @@ async fn every_token_error_row_of_the_contract() {
         json!({"audience": "https://other.example", "name": "Other", "scopes": [{"name": "x"}]}),
     )
     .await;
-    let cc = ("grant_type", "client_credentials");
+    (app, id, secret)
+}
+
+const CC: (&str, &str) = ("grant_type", "client_credentials");
+
+#[tokio::test]
+async fn a_missing_or_repeated_parameter_or_a_second_authentication_is_an_invalid_request() {
+    let (app, id, secret) = issuer_with_an_unauthorized_api().await;
 
     // missing / duplicated parameter, two client authentications
     let res = app
@@ -264,8 +272,8 @@ async fn every_token_error_row_of_the_contract() {
     let res = app
         .token_request(
             &[
-                cc,
-                cc,
+                CC,
+                CC,
                 ("client_id", &id),
                 ("client_secret", &secret),
                 ("audience", AUDIENCE),
@@ -276,13 +284,13 @@ async fn every_token_error_row_of_the_contract() {
     assert_oauth_error(res, 400, "invalid_request").await;
     let res = app
         .token_request(
-            &[cc, ("client_secret", &secret), ("audience", AUDIENCE)],
+            &[CC, ("client_secret", &secret), ("audience", AUDIENCE)],
             Some((&id, &secret)),
         )
         .await;
     assert_oauth_error(res, 400, "invalid_request").await;
     // no client authentication at all
-    let res = app.token_request(&[cc, ("audience", AUDIENCE)], None).await;
+    let res = app.token_request(&[CC, ("audience", AUDIENCE)], None).await;
     assert_oauth_error(res, 401, "invalid_client").await;
     // unsupported grant
     let res = app
@@ -296,6 +304,12 @@ async fn every_token_error_row_of_the_contract() {
         )
         .await;
     assert_oauth_error(res, 400, "unsupported_grant_type").await;
+}
+
+#[tokio::test]
+async fn an_unknown_client_a_wrong_secret_and_a_disabled_app_get_the_same_answer() {
+    let (app, id, secret) = issuer_with_an_unauthorized_api().await;
+
     // unknown client, wrong secret, disabled app: the same body
     let unknown = app.token_by_post("no-such-client", &secret, None).await;
     let unknown_body: Value = {
@@ -310,7 +324,7 @@ async fn every_token_error_row_of_the_contract() {
         .unwrap();
     assert_eq!(unknown_body, wrong);
     let res = app
-        .token_request(&[cc, ("audience", AUDIENCE)], Some((&id, "wrong")))
+        .token_request(&[CC, ("audience", AUDIENCE)], Some((&id, "wrong")))
         .await;
     let headers = assert_oauth_error(res, 401, "invalid_client").await;
     assert!(
@@ -319,35 +333,44 @@ async fn every_token_error_row_of_the_contract() {
             .unwrap()
             .starts_with("Basic")
     );
+
+    app.admin_post(&format!("/admin/apps/{id}/disable"), json!({}))
+        .await;
+    let disabled: Value = app
+        .token_by_post(&id, &secret, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(disabled, unknown_body);
+}
+
+#[tokio::test]
+async fn a_token_needs_a_known_authorized_audience_and_granted_scopes() {
+    let (app, id, secret) = issuer_with_an_unauthorized_api().await;
+
     // missing audience, unknown audience, unauthorized API, ungranted scope
     let res = app
-        .token_request(&[cc, ("client_id", &id), ("client_secret", &secret)], None)
+        .token_request(&[CC, ("client_id", &id), ("client_secret", &secret)], None)
         .await;
     assert_oauth_error(res, 400, "invalid_request").await;
-    let res = app
-        .token_request(
-            &[
-                cc,
-                ("client_id", &id),
-                ("client_secret", &secret),
-                ("audience", "https://API.yourapp.com"),
-            ],
-            None,
-        )
-        .await;
-    assert_oauth_error(res, 400, "invalid_target").await;
-    let res = app
-        .token_request(
-            &[
-                cc,
-                ("client_id", &id),
-                ("client_secret", &secret),
-                ("audience", "https://other.example"),
-            ],
-            None,
-        )
-        .await;
-    assert_oauth_error(res, 400, "unauthorized_client").await;
+    for (audience, error) in [
+        ("https://API.yourapp.com", "invalid_target"),
+        ("https://other.example", "unauthorized_client"),
+    ] {
+        let res = app
+            .token_request(
+                &[
+                    CC,
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                    ("audience", audience),
+                ],
+                None,
+            )
+            .await;
+        assert_oauth_error(res, 400, error).await;
+    }
     let res = app
         .token_by_post(&id, &secret, Some("read:data delete:data"))
         .await;
@@ -356,7 +379,7 @@ async fn every_token_error_row_of_the_contract() {
     let res = app
         .token_request(
             &[
-                cc,
+                CC,
                 ("client_id", &id),
                 ("client_secret", &secret),
                 ("resource", AUDIENCE),
@@ -371,68 +394,71 @@ async fn every_token_error_row_of_the_contract() {
         .http
         .post(app.url("/oauth2/token"))
         .header("authorization", format!("Basic {encoded}"))
-        .form(&[cc, ("audience", AUDIENCE)])
+        .form(&[CC, ("audience", AUDIENCE)])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
 
-    app.admin_post(&format!("/admin/apps/{id}/disable"), json!({}))
-        .await;
-    let disabled: Value = app
-        .token_by_post(&id, &secret, None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(disabled, unknown_body);
+/// Rotates `id`'s secret through the admin API and returns the new one.
+async fn rotate_secret(app: &TestApp, id: &str, body: Value) -> String {
+    app.admin_post(&format!("/admin/apps/{id}/rotate-secret"), body)
+        .await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
-async fn secret_rotation_revocation_and_global_apps() {
+async fn a_secret_rotated_without_grace_stops_working_at_once() {
     let app = TestApp::spawn_issuer().await;
     let (id, first) = app.setup_tutorial("org_acme").await;
 
-    // grace 0: the old secret fails at once
-    let second = app
-        .admin_post(&format!("/admin/apps/{id}/rotate-secret"), json!({}))
-        .await["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = rotate_secret(&app, &id, json!({})).await;
+
     assert_eq!(app.token_by_post(&id, &first, None).await.status(), 401);
     assert_eq!(app.token_by_post(&id, &second, None).await.status(), 200);
+}
 
-    // with a grace period both work, then only the new one
-    let third = app
-        .admin_post(
-            &format!("/admin/apps/{id}/rotate-secret"),
-            json!({"grace": "2s"}),
-        )
-        .await["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(app.token_by_post(&id, &second, None).await.status(), 200);
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 200);
+#[tokio::test]
+async fn a_secret_rotated_with_grace_works_beside_the_new_one_until_the_grace_ends() {
+    let app = TestApp::spawn_issuer().await;
+    let (id, old) = app.setup_tutorial("org_acme").await;
+
+    let new = rotate_secret(&app, &id, json!({"grace": "2s"})).await;
+
+    assert_eq!(app.token_by_post(&id, &old, None).await.status(), 200);
+    assert_eq!(app.token_by_post(&id, &new, None).await.status(), 200);
+    // The grace ends by the database's clock.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(app.token_by_post(&id, &second, None).await.status(), 401);
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 200);
+    assert_eq!(app.token_by_post(&id, &old, None).await.status(), 401);
+    assert_eq!(app.token_by_post(&id, &new, None).await.status(), 200);
+}
 
-    // disable, enable, delete
+#[tokio::test]
+async fn a_disabled_app_gets_tokens_again_once_enabled_and_a_deleted_one_never() {
+    let app = TestApp::spawn_issuer().await;
+    let (id, secret) = app.setup_tutorial("org_acme").await;
+
     app.admin_post(&format!("/admin/apps/{id}/disable"), json!({}))
         .await;
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 401);
+    assert_eq!(app.token_by_post(&id, &secret, None).await.status(), 401);
     app.admin_post(&format!("/admin/apps/{id}/enable"), json!({}))
         .await;
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 200);
+    assert_eq!(app.token_by_post(&id, &secret, None).await.status(), 200);
     let (status, _) = app
         .admin(reqwest::Method::DELETE, &format!("/admin/apps/{id}"), None)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 401);
+    assert_eq!(app.token_by_post(&id, &secret, None).await.status(), 401);
+}
 
-    // a global app's token is refused by tenant routes
+#[tokio::test]
+async fn a_global_apps_token_is_refused_by_tenant_routes() {
+    let app = TestApp::spawn_issuer().await;
+    app.setup_tutorial("org_acme").await;
+
     let global = app
         .admin_post("/admin/apps", json!({"name": "global"}))
         .await;
@@ -492,6 +518,7 @@ async fn key_rotation_publishes_both_keys_and_old_tokens_still_pass() {
     );
 }
 
+/// The end-to-end check of the failure window (unit-tested in src/issuer/ratelimit.rs).
 #[tokio::test]
 async fn brute_force_is_slowed_per_client_and_address_then_recovers() {
     let app = TestApp::spawn_issuer_with(|v| {
