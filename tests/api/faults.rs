@@ -244,6 +244,16 @@ async fn killed_database_connections_are_replaced_and_the_service_recovers_by_it
     assert_eq!(id, 2);
 }
 
+/// Holds an access-exclusive lock on `records` until the returned connection is dropped.
+async fn lock_records(app: &TestApp) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut blocker = app.admin_pool.acquire().await.unwrap();
+    sqlx::raw_sql("begin; lock table records in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    blocker
+}
+
 #[tokio::test]
 async fn a_statement_stuck_behind_a_lock_fails_503_within_the_statement_timeout() {
     let app = TestApp::spawn_with(|v| {
@@ -255,11 +265,7 @@ async fn a_statement_stuck_behind_a_lock_fails_503_within_the_statement_timeout(
         app.get("/orgs/org_acme/data", Some(&token)).await.status(),
         200
     );
-    let mut blocker = app.admin_pool.acquire().await.unwrap();
-    sqlx::raw_sql("begin; lock table records in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let mut blocker = lock_records(&app).await;
 
     let read = app
         .http
@@ -337,11 +343,7 @@ async fn an_exhausted_pool_answers_503_after_the_acquire_timeout() {
         app.get("/orgs/org_acme/data", Some(&token)).await.status(),
         200
     );
-    let mut blocker = app.admin_pool.acquire().await.unwrap();
-    sqlx::raw_sql("begin; lock table records in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let mut blocker = lock_records(&app).await;
 
     // The first request takes the only connection and waits on the lock...
     let first = tokio::spawn({
@@ -409,11 +411,7 @@ async fn sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "orgwall serve did not come up");
-    let mut blocker = app.admin_pool.acquire().await.unwrap();
-    sqlx::raw_sql("begin; lock table records in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let mut blocker = lock_records(&app).await;
     let token = app.issuer.token("org_acme", "read:data");
     let in_flight = tokio::spawn(
         fresh()

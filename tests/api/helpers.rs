@@ -627,11 +627,13 @@ impl TestApp {
         (id, secret)
     }
 
-    /// The tutorial's setup through the admin API of an HTTPS orgwall at `base`.
+    /// The tutorial's setup for org_acme through the admin API of an orgwall at `base` (over
+    /// HTTPS, say): an API with `scopes` (space-separated), all granted to a new app.
     pub async fn setup_tutorial_over(
         &self,
         client: &reqwest::Client,
         base: &str,
+        scopes: &str,
     ) -> (String, String) {
         let post = |path: String, body: Value| {
             client
@@ -640,9 +642,13 @@ impl TestApp {
                 .json(&body)
                 .send()
         };
+        let api_scopes: Vec<Value> = scopes
+            .split(' ')
+            .map(|name| json!({"name": name}))
+            .collect();
         post(
             "/admin/apis".into(),
-            json!({"audience": AUDIENCE, "name": "API", "scopes": [{"name": "read:data"}]}),
+            json!({"audience": AUDIENCE, "name": "API", "scopes": api_scopes}),
         )
         .await
         .unwrap();
@@ -664,7 +670,7 @@ impl TestApp {
         let id = app["client_id"].as_str().unwrap().to_string();
         post(
             format!("/admin/apps/{id}/authorize"),
-            json!({"audience": AUDIENCE, "scopes": "read:data"}),
+            json!({"audience": AUDIENCE, "scopes": scopes}),
         )
         .await
         .unwrap();

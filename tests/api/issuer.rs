@@ -166,11 +166,8 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
 
     // Verify with nothing but the published JWKS.
     let jwks: jsonwebtoken::jwk::JwkSet = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
+        .get("/.well-known/jwks.json", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -201,15 +198,7 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",
     ] {
-        let meta: Value = app
-            .http
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = app.get(path, None).await.json().await.unwrap();
         assert_eq!(meta["issuer"], app.settings.public_url);
         assert_eq!(
             meta["token_endpoint"],
@@ -228,11 +217,8 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
         );
     }
     let kinde_path: Value = app
-        .http
-        .get(app.url("/.well-known/jwks"))
-        .send()
+        .get("/.well-known/jwks", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -258,20 +244,19 @@ async fn a_missing_or_repeated_parameter_or_a_second_authentication_is_an_invali
     let (app, id, secret) = issuer_with_an_unauthorized_api().await;
 
     // missing / duplicated parameter, two client authentications
-    let res = app
-        .token_request(
-            &[
-                ("client_id", &id),
+    for (case, form, basic) in [
+        (
+            "no grant_type",
+            vec![
+                ("client_id", id.as_str()),
                 ("client_secret", &secret),
                 ("audience", AUDIENCE),
             ],
             None,
-        )
-        .await;
-    assert_oauth_error(res, 400, "invalid_request").await;
-    let res = app
-        .token_request(
-            &[
+        ),
+        (
+            "grant_type twice",
+            vec![
                 CC,
                 CC,
                 ("client_id", &id),
@@ -279,16 +264,17 @@ async fn a_missing_or_repeated_parameter_or_a_second_authentication_is_an_invali
                 ("audience", AUDIENCE),
             ],
             None,
-        )
-        .await;
-    assert_oauth_error(res, 400, "invalid_request").await;
-    let res = app
-        .token_request(
-            &[CC, ("client_secret", &secret), ("audience", AUDIENCE)],
-            Some((&id, &secret)),
-        )
-        .await;
-    assert_oauth_error(res, 400, "invalid_request").await;
+        ),
+        (
+            "Basic and client_secret",
+            vec![CC, ("client_secret", &secret), ("audience", AUDIENCE)],
+            Some((id.as_str(), secret.as_str())),
+        ),
+    ] {
+        let res = app.token_request(&form, basic).await;
+        assert_eq!(res.status(), 400, "{case}");
+        assert_oauth_error(res, 400, "invalid_request").await;
+    }
     // no client authentication at all
     let res = app.token_request(&[CC, ("audience", AUDIENCE)], None).await;
     assert_oauth_error(res, 401, "invalid_client").await;
@@ -488,11 +474,8 @@ async fn key_rotation_publishes_both_keys_and_old_tokens_still_pass() {
     assert_ne!(new_kid, old_kid);
 
     let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
+        .get("/.well-known/jwks.json", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -840,11 +823,8 @@ async fn apis_can_sign_with_es256_or_eddsa_and_verifiers_must_allow_them() {
         let header = jwt_part(&token, 0);
         assert_eq!(header["alg"], alg);
         let jwks: Value = app
-            .http
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
+            .get("/.well-known/jwks.json", None)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
