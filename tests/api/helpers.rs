@@ -264,8 +264,12 @@ pub struct TestApp {
     pub db: TestDb,
 }
 
-/// A database of its own for one test, cloned from the migrated template and dropped (with
+/// A database of its own for one test, cloned from the migrated template, and dropped (with
 /// `force`, ending every session on it) when the guard goes, even when the test fails.
+///
+/// PostgreSQL checkpoints on every `drop database`, which takes from a third of a second to
+/// seconds on a busy server, so the guard hands the drop to [`Janitor`]'s thread instead of
+/// waiting for it.
 pub struct TestDb {
     pub name: String,
     pub url: String,
@@ -280,7 +284,12 @@ impl TestDb {
     /// database-level setup (a runtime role, for one) runs `migrate` on its clone.
     pub async fn create() -> Self {
         let template = migrated_template().await;
-        let name = format!("orgwall_test_{}", uuid::Uuid::new_v4().simple());
+        let janitor = Janitor::get();
+        let name = format!(
+            "{TEST_DB_PREFIX}{}_{}",
+            janitor.run,
+            uuid::Uuid::new_v4().simple()
+        );
         let mut conn = PgConnection::connect(&format!("{}/postgres", server_url()))
             .await
             .expect("connect to the postgres database");
@@ -297,28 +306,135 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs outside async context (and maybe inside a runtime that is shutting down):
-        // a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                if let Ok(mut conn) =
-                    PgConnection::connect(&format!("{}/postgres", server_url())).await
-                {
-                    let _ = conn
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            r#"drop database if exists "{name}" with (force)"#
-                        )))
-                        .await;
-                    let _ = conn.close().await;
+        Janitor::get().drop_later(std::mem::take(&mut self.name));
+    }
+}
+
+/// Test databases are `orgwall_test_r<run>_<random>`, `<run>` naming the process that made them.
+const TEST_DB_PREFIX: &str = "orgwall_test_r";
+
+/// Drops test databases on a thread of its own, one at a time.
+///
+/// Each test process is a run, with a random number that its databases' names carry, and
+/// holds an advisory lock on that number for as long as it lives (on the janitor's
+/// connection). Drops still queued when the process exits are done by the next run: when it
+/// starts, the janitor drops every test database whose run holds no lock any more (ended,
+/// crashed or killed), never one of a live run. A test's guard waits while more than
+/// [`Janitor::MAX_BACKLOG`] drops are queued, so that no more are ever left behind.
+pub struct Janitor {
+    run: u32,
+    queue: std::sync::mpsc::Sender<String>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl Janitor {
+    const MAX_BACKLOG: usize = 3;
+    /// The first key of the runs' advisory locks (the second is the run).
+    const LOCK_CLASS: i32 = 0x6f72_6774; // "orgt"
+
+    fn get() -> &'static Janitor {
+        static JANITOR: OnceLock<Janitor> = OnceLock::new();
+        JANITOR.get_or_init(|| {
+            let run = loop {
+                let n = uuid::Uuid::new_v4().as_u128() as u32 & 0x7fff_ffff;
+                if n != 0 {
+                    break n;
                 }
+            };
+            let (queue, names) = std::sync::mpsc::channel::<String>();
+            let backlog = Arc::new(AtomicUsize::new(0));
+            let (locked_tx, locked) = std::sync::mpsc::channel();
+            let pending = backlog.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let mut conn = PgConnection::connect(&format!("{}/postgres", server_url()))
+                        .await
+                        .expect("janitor: connect to the postgres database");
+                    sqlx::query("select pg_advisory_lock($1, $2)")
+                        .bind(Self::LOCK_CLASS)
+                        .bind(run as i32)
+                        .execute(&mut conn)
+                        .await
+                        .expect("janitor: lock this run");
+                    let _ = locked_tx.send(());
+                    Self::drop_ended_runs(&mut conn, run).await;
+                    // Blocking receive: this thread has nothing else to do meanwhile.
+                    while let Ok(name) = names.recv() {
+                        let _ = conn
+                            .execute(sqlx::AssertSqlSafe(format!(
+                                r#"drop database if exists "{name}" with (force)"#
+                            )))
+                            .await;
+                        pending.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
             });
+            locked.recv().expect("janitor started");
+            Janitor {
+                run,
+                queue,
+                backlog,
+            }
         })
-        .join();
+    }
+
+    /// Queues the drop of `name`; waits (blocking: this runs in `Drop`) while more than
+    /// [`Self::MAX_BACKLOG`] drops are queued.
+    fn drop_later(&self, name: String) {
+        self.backlog.fetch_add(1, Ordering::SeqCst);
+        if self.queue.send(name).is_err() {
+            self.backlog.fetch_sub(1, Ordering::SeqCst);
+        }
+        while self.backlog.load(Ordering::SeqCst) > Self::MAX_BACKLOG {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Drops the databases of runs that hold no lock: they have ended.
+    async fn drop_ended_runs(conn: &mut PgConnection, this_run: u32) {
+        let names: Vec<String> =
+            sqlx::query_scalar("select datname::text from pg_database where datname ~ $1")
+                .bind(format!("^{TEST_DB_PREFIX}[0-9]+_[0-9a-f]+$"))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap_or_default();
+        let mut runs: HashMap<u32, Vec<String>> = HashMap::new();
+        for name in names {
+            let run = name[TEST_DB_PREFIX.len()..]
+                .split('_')
+                .next()
+                .and_then(|r| r.parse::<u32>().ok());
+            if let Some(run) = run.filter(|r| *r != this_run && *r <= i32::MAX as u32) {
+                runs.entry(run).or_default().push(name);
+            }
+        }
+        for (run, names) in runs {
+            let ended: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
+                .bind(Self::LOCK_CLASS)
+                .bind(run as i32)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap_or(false);
+            if !ended {
+                continue;
+            }
+            for name in names {
+                let _ = conn
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        r#"drop database if exists "{name}" with (force)"#
+                    )))
+                    .await;
+            }
+            let _ = sqlx::query("select pg_advisory_unlock($1, $2)")
+                .bind(Self::LOCK_CLASS)
+                .bind(run as i32)
+                .execute(&mut *conn)
+                .await;
+        }
     }
 }
 
