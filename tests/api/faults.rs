@@ -44,14 +44,16 @@ async fn within_bound(req: reqwest::RequestBuilder, what: &str) -> (u16, Value) 
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// Builds orgwall the way `serve` does, but against `database_url` without migrating.
+/// Builds orgwall the way `serve` does, but against `database_url` without migrating. Only
+/// used with a database that refuses every connection, so a short acquire timeout cannot
+/// fail a query that would have succeeded.
 async fn app_on(
     database_url: &str,
     issuer: &FakeIssuer,
     extra: &[(&str, &str)],
 ) -> (String, actix_web::dev::ServerHandle) {
     let mut vars = base_vars(database_url, issuer);
-    vars.insert("db_acquire_timeout".into(), "1s".into());
+    vars.insert("db_acquire_timeout".into(), "250ms".into());
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
     }
