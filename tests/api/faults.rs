@@ -44,15 +44,13 @@ async fn within_bound(req: reqwest::RequestBuilder, what: &str) -> (u16, Value) 
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// Builds orgwall the way `serve` does, but against `database_url` without migrating. Only
-/// used with a database that refuses every connection, so a short acquire timeout cannot
-/// fail a query that would have succeeded.
-async fn app_on(
-    database_url: &str,
+/// Builds orgwall the way `serve` does, against a database server that refuses every
+/// connection (so a short acquire timeout cannot fail a query that would have succeeded).
+async fn app_without_database(
     issuer: &FakeIssuer,
     extra: &[(&str, &str)],
 ) -> (String, actix_web::dev::ServerHandle) {
-    let mut vars = base_vars(database_url, issuer);
+    let mut vars = base_vars("postgres://postgres@127.0.0.1:1/orgwall_nowhere", issuer);
     vars.insert("db_acquire_timeout".into(), "250ms".into());
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
@@ -69,12 +67,7 @@ async fn app_on(
 #[tokio::test]
 async fn with_postgres_unreachable_health_is_up_and_every_other_answer_is_a_prompt_503() {
     let issuer = FakeIssuer::start().await;
-    let (address, handle) = app_on(
-        "postgres://postgres@127.0.0.1:1/orgwall_nowhere",
-        &issuer,
-        &[],
-    )
-    .await;
+    let (address, handle) = app_without_database(&issuer, &[]).await;
     let http = reqwest::Client::new();
     let token = issuer.token("org_acme", "read:data write:data delete:data read:users");
     let url = |p: &str| format!("{address}{p}");
@@ -126,12 +119,7 @@ async fn with_postgres_unreachable_health_is_up_and_every_other_answer_is_a_prom
 #[tokio::test]
 async fn concurrent_requests_in_an_outage_each_fail_within_the_bound() {
     let issuer = FakeIssuer::start().await;
-    let (address, handle) = app_on(
-        "postgres://postgres@127.0.0.1:1/orgwall_nowhere",
-        &issuer,
-        &[],
-    )
-    .await;
+    let (address, handle) = app_without_database(&issuer, &[]).await;
     let http = reqwest::Client::new();
     let token = issuer.token("org_acme", "read:data read:users");
     let answers = join_all((0..8).map(|i| {
@@ -154,8 +142,7 @@ async fn concurrent_requests_in_an_outage_each_fail_within_the_bound() {
 async fn with_postgres_unreachable_the_token_endpoint_is_a_prompt_503() {
     let issuer = FakeIssuer::start().await;
     let port = free_port().to_string();
-    let (address, handle) = app_on(
-        "postgres://postgres@127.0.0.1:1/orgwall_nowhere",
+    let (address, handle) = app_without_database(
         &issuer,
         &[
             ("issuer_enabled", "true"),

@@ -634,6 +634,16 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
+    pub async fn patch_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Creates a record as `org` through the API and returns its id.
     pub async fn create_record(&self, org: &str, name: &str, value: Value) -> i64 {
         let token = self.issuer.token(org, "write:data");

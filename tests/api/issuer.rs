@@ -571,32 +571,42 @@ async fn the_admin_api_needs_the_exact_admin_token() {
     assert_eq!(res.status(), 404);
 }
 
-#[tokio::test]
-async fn a_separate_resource_api_trusts_the_issuer_through_its_jwks() {
-    let issuer = TestApp::spawn_issuer().await;
-    let (id, secret) = issuer.setup_tutorial("org_acme").await;
-    // A second orgwall, issuer off, fetching the first one's JWKS over HTTP.
-    let api = TestApp::spawn_with(|v| {
+/// A second orgwall, issuer off, trusting `issuer` through its JWKS over HTTP.
+async fn resource_api_trusting(issuer: &TestApp) -> TestApp {
+    TestApp::spawn_with(|v| {
         v.insert("auth_issuer".into(), issuer.settings.public_url.clone());
         v.insert(
             "auth_jwks_url".into(),
             format!("{}/.well-known/jwks.json", issuer.settings.public_url),
         );
     })
-    .await;
+    .await
+}
 
-    let token = issuer.access_token(&id, &secret).await;
-
+/// `token` (of org_acme) reads org_acme's records at `api`, and not org_beta's.
+async fn assert_reads_org_acme_only(api: &TestApp, token: &str) {
     assert_eq!(
-        api.get("/orgs/org_acme/data", Some(&token)).await.status(),
+        api.get("/orgs/org_acme/data", Some(token)).await.status(),
         200
     );
     assert_error(
-        api.get("/orgs/org_beta/data", Some(&token)).await,
+        api.get("/orgs/org_beta/data", Some(token)).await,
         403,
         "Token does not have access to this organization",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_separate_resource_api_trusts_the_issuer_through_its_jwks() {
+    let issuer = TestApp::spawn_issuer().await;
+    let (id, secret) = issuer.setup_tutorial("org_acme").await;
+    // A second orgwall, issuer off, fetching the first one's JWKS over HTTP.
+    let api = resource_api_trusting(&issuer).await;
+
+    let token = issuer.access_token(&id, &secret).await;
+
+    assert_reads_org_acme_only(&api, &token).await;
     assert_eq!(
         api.get("/.well-known/jwks.json", None).await.status(),
         404,
@@ -837,26 +847,10 @@ async fn apis_can_sign_with_es256_or_eddsa_and_verifiers_must_allow_them() {
             .clone();
         assert_eq!(key["kty"], if alg == "ES256" { "EC" } else { "OKP" });
         assert!(key.get("d").is_none(), "no private part");
-        assert_eq!(
-            app.get("/orgs/org_acme/data", Some(&token)).await.status(),
-            200
-        );
-        assert_error(
-            app.get("/orgs/org_beta/data", Some(&token)).await,
-            403,
-            "Token does not have access to this organization",
-        )
-        .await;
+        assert_reads_org_acme_only(&app, &token).await;
 
         // A resource API left at the default (RS256 only) refuses it.
-        let strict = TestApp::spawn_with(|v| {
-            v.insert("auth_issuer".into(), app.settings.public_url.clone());
-            v.insert(
-                "auth_jwks_url".into(),
-                format!("{}/.well-known/jwks.json", app.settings.public_url),
-            );
-        })
-        .await;
+        let strict = resource_api_trusting(&app).await;
         assert_eq!(
             strict
                 .get("/orgs/org_acme/data", Some(&token))

@@ -86,26 +86,24 @@ async fn records_can_be_read_updated_and_deleted_within_the_org() {
     assert_eq!(body["record"]["value"], json!({"a": 1}));
 
     let res = app
-        .http
-        .patch(app.url(&format!("/orgs/org_acme/data/{id}")))
-        .bearer_auth(&token)
-        .json(&json!({"value": null}))
-        .send()
-        .await
-        .unwrap();
+        .patch_json(
+            &format!("/orgs/org_acme/data/{id}"),
+            &token,
+            &json!({"value": null}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["record"]["name"], "first");
     assert_eq!(body["record"]["value"], Value::Null);
 
     let res = app
-        .http
-        .patch(app.url(&format!("/orgs/org_acme/data/{id}")))
-        .bearer_auth(&token)
-        .json(&json!({"name": "renamed"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_json(
+            &format!("/orgs/org_acme/data/{id}"),
+            &token,
+            &json!({"name": "renamed"}),
+        )
+        .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["record"]["name"], "renamed");
     assert_eq!(body["record"]["value"], Value::Null);
