@@ -313,7 +313,8 @@ impl Drop for TestDb {
 /// Test databases are `orgwall_test_r<run>_<random>`, `<run>` naming the process that made them.
 const TEST_DB_PREFIX: &str = "orgwall_test_r";
 
-/// Drops test databases on a thread of its own, one at a time.
+/// Drops test databases on a thread of its own, several at a time: PostgreSQL serves
+/// concurrent drops with one checkpoint.
 ///
 /// Each test process is a run, with a random number that its databases' names carry, and
 /// holds an advisory lock on that number for as long as it lives (on the janitor's
@@ -323,12 +324,12 @@ const TEST_DB_PREFIX: &str = "orgwall_test_r";
 /// [`Janitor::MAX_BACKLOG`] drops are queued, so that no more are ever left behind.
 pub struct Janitor {
     run: u32,
-    queue: std::sync::mpsc::Sender<String>,
+    queue: tokio::sync::mpsc::UnboundedSender<String>,
     backlog: Arc<AtomicUsize>,
 }
 
 impl Janitor {
-    const MAX_BACKLOG: usize = 3;
+    const MAX_BACKLOG: usize = 4;
     /// The first key of the runs' advisory locks (the second is the run).
     const LOCK_CLASS: i32 = 0x6f72_6774; // "orgt"
 
@@ -341,7 +342,7 @@ impl Janitor {
                     break n;
                 }
             };
-            let (queue, names) = std::sync::mpsc::channel::<String>();
+            let (queue, mut names) = tokio::sync::mpsc::unbounded_channel::<String>();
             let backlog = Arc::new(AtomicUsize::new(0));
             let (locked_tx, locked) = std::sync::mpsc::channel();
             let pending = backlog.clone();
@@ -362,15 +363,15 @@ impl Janitor {
                         .expect("janitor: lock this run");
                     let _ = locked_tx.send(());
                     Self::drop_ended_runs(&mut conn, run).await;
-                    // Blocking receive: this thread has nothing else to do meanwhile.
-                    while let Ok(name) = names.recv() {
-                        let _ = conn
-                            .execute(sqlx::AssertSqlSafe(format!(
-                                r#"drop database if exists "{name}" with (force)"#
-                            )))
-                            .await;
-                        pending.fetch_sub(1, Ordering::SeqCst);
+                    while let Some(name) = names.recv().await {
+                        let pending = pending.clone();
+                        tokio::spawn(async move {
+                            drop_database(&name).await;
+                            pending.fetch_sub(1, Ordering::SeqCst);
+                        });
                     }
+                    // Keeps the connection, and with it the run's lock, to the end.
+                    drop(conn);
                 });
             });
             locked.recv().expect("janitor started");
@@ -422,19 +423,24 @@ impl Janitor {
             if !ended {
                 continue;
             }
-            for name in names {
-                let _ = conn
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        r#"drop database if exists "{name}" with (force)"#
-                    )))
-                    .await;
-            }
+            futures_util::future::join_all(names.iter().map(|name| drop_database(name))).await;
             let _ = sqlx::query("select pg_advisory_unlock($1, $2)")
                 .bind(Self::LOCK_CLASS)
                 .bind(run as i32)
                 .execute(&mut *conn)
                 .await;
         }
+    }
+}
+
+async fn drop_database(name: &str) {
+    if let Ok(mut conn) = PgConnection::connect(&format!("{}/postgres", server_url())).await {
+        let _ = conn
+            .execute(sqlx::AssertSqlSafe(format!(
+                r#"drop database if exists "{name}" with (force)"#
+            )))
+            .await;
+        let _ = conn.close().await;
     }
 }
 
