@@ -121,6 +121,7 @@ impl JwksCache {
         Self::with_clock(url, http, ttl, cooldown, Arc::new(SystemClock))
     }
 
+    /// As [`JwksCache::new`], reading the time from `clock`.
     pub fn with_clock(
         url: Url,
         http: reqwest::Client,
