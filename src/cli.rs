@@ -171,14 +171,13 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let mut conn = sqlx::ConnectOptions::connect(&crate::db::connect_options(settings)?)
         .await
         .context("DATABASE_URL: cannot connect")?;
+    crate::roles::check_group_roles(&mut conn, &crate::roles::GROUP_ROLES).await?;
     crate::MIGRATOR
         .run(&mut conn)
         .await
         .context("applying migrations failed")?;
     tracing::info!("migrations applied");
-    if let Some((role, password)) = &settings.runtime_role {
-        crate::roles::ensure_runtime_role(&mut conn, role, password).await?;
-    }
+    crate::roles::secure_database(&mut conn, settings.runtime_role.as_ref()).await?;
     Ok(())
 }
 
