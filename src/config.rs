@@ -656,7 +656,9 @@ fn unencrypted_database(var: &str, url: &str) -> Option<String> {
         .trim_end_matches(']');
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host.starts_with('/')
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback());
     let mode = options.get_ssl_mode();
     let encrypted = matches!(
         mode,
@@ -1089,6 +1091,7 @@ mod tests {
             "postgres://app@127.0.0.1/orgwall",
             "postgres://app@localhost/orgwall",
             "postgres://app@[::1]/orgwall",
+            "postgres://app@[::ffff:127.0.0.1]/orgwall",
             "postgres:///orgwall?host=/var/run/postgresql",
         ] {
             let warnings = settings(&[("DATABASE_URL", quiet)]).warnings();
@@ -1216,6 +1219,21 @@ mod tests {
             ("ISSUER_ENABLED", "false"),
         ];
         assert!(Settings::from_map(&vars(&https)).is_ok());
+    }
+
+    #[test]
+    fn every_example_in_env_example_is_accepted() {
+        let examples: HashMap<String, String> = include_str!("../.env.example")
+            .lines()
+            .filter_map(|line| line.strip_prefix("# ")?.split_once('='))
+            .filter(|(name, _)| name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            // Files that exist only on a deployed machine.
+            .filter(|(name, _)| !name.ends_with("_FILE"))
+            .map(|(name, value)| (name.to_lowercase(), value.to_string()))
+            .collect();
+        assert!(examples.len() > 30, "{examples:?}");
+        let s = Settings::from_map(&examples).unwrap();
+        assert_eq!(s.trusted_proxies.to_string(), "10.0.0.0/8,fd00::/8");
     }
 
     #[test]
