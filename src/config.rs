@@ -281,7 +281,9 @@ impl Settings {
     /// listen address. They never contain a password.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.public_url_guessed {
+        // The guess matters only where the URL is used: as this issuer's `iss`, or as the
+        // issuer the resource API trusts.
+        if self.public_url_guessed && (self.issuer_enabled || self.auth.issuer == self.public_url) {
             warnings.push(format!(
                 "PUBLIC_URL: not set while HOST={} listens on every interface; the issuer calls \
                  itself {} (its `iss`): set PUBLIC_URL to the URL clients use",
@@ -1066,6 +1068,12 @@ mod tests {
                 "{warnings:?}"
             );
         }
+        let external = settings(&[
+            ("HOST", "0.0.0.0"),
+            ("ISSUER_ENABLED", "false"),
+            ("AUTH_ISSUER", "https://acme.kinde.com"),
+        ]);
+        assert!(external.warnings().is_empty(), "{:?}", external.warnings());
         let s = settings(&[
             ("HOST", "0.0.0.0"),
             ("PUBLIC_URL", "https://auth.example.com"),
