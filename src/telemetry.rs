@@ -1,5 +1,4 @@
-//! Logging: `tracing` events to stderr, pretty or JSON (`LOG_FORMAT`, read with the other
-//! settings), filtered by
+//! Logging: `tracing` events to stderr, pretty or JSON (the `LOG_FORMAT` setting), filtered by
 //! `RUST_LOG` (default `info`). Every event inside a request carries its request id, and the
 //! request span carries `org_code` and `client_id` once the token is verified. Tokens and
 //! secrets are never recorded.
