@@ -200,9 +200,16 @@ pub async fn migrate_if_needed(settings: &Settings) -> anyhow::Result<()> {
     }
 }
 
+/// Prints `value` on stdout. A reader that went away (`orgwall ... | head -c1`) is no error:
+/// the command has done its work, and there is no one left to tell.
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(value)?;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("cannot write to stdout"),
+    }
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {

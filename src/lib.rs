@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -118,6 +118,7 @@ impl Application {
         let body_limit = BodyLimit(settings.body_limit);
         let issuer = state.issuer.clone().map(web::Data::from);
         let admin_token = settings.admin_token.clone().map(AdminToken);
+        let trusted_proxies = settings.trusted_proxies.clone();
 
         let mut server = HttpServer::new(move || {
             App::new()
@@ -140,6 +141,7 @@ impl Application {
                 .app_data(db.clone())
                 .app_data(verifier.clone())
                 .app_data(body_limit)
+                .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(body_limit.0))
                 .configure(routes::configure)
                 .configure(|cfg| {

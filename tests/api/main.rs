@@ -11,6 +11,7 @@ mod issuer;
 mod jwks;
 mod records;
 mod second_wall;
+mod settings;
 mod stack;
 mod tls;
 mod tutorial;
