@@ -185,6 +185,8 @@ async function route(focusHeading) {
   const page = currentPage();
   clearMessages();
   for (const p of PAGES) byId(`page-${p}`).hidden = p !== page;
+  // The messages sit under the current page's heading.
+  byId(`page-${page}`).querySelector('.page-head').after(statusRegion, globalAlert);
   for (const link of nav.querySelectorAll('a')) {
     if (link.dataset.page === page) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -724,9 +726,8 @@ tokenDialog.querySelector('form').addEventListener('submit', async (event) => {
       ['Signed by', `${header.alg}, key ${header.kid}`],
     ];
     replace(byId('token-summary'), facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]));
-    byId('token-status').textContent = '';
     byId('token-result').hidden = false;
-    byId('token-value').focus();
+    byId('token-status').textContent = `Token issued for ${claims.org_code ?? 'no organization'}.`;
   });
 });
 
