@@ -411,6 +411,23 @@ describe('the console', { concurrency: false }, () => {
     await close(context);
   });
 
+  test('the token survives a reload of the tab; Sign out forgets it', async () => {
+    const { context, page } = await openSignedIn();
+    await go(page, 'Organizations');
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Organizations' }).waitFor();
+    await row(page, 'org_acme').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('textbox', { name: 'Admin token' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'Signed out.' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.equal(await page.getByRole('navigation').count(), 0);
+    await page.reload();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    assert.equal(await page.getByRole('heading', { level: 1, name: 'Organizations' }).count(), 0);
+    await close(context);
+  });
+
   test('screenshots of every page at desktop and phone width', async () => {
     for (const [label, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
       const { context, page } = await open(viewport);

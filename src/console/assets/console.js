@@ -116,7 +116,10 @@ function showSignedIn(signedIn) {
   signInSection.hidden = signedIn;
   nav.hidden = !signedIn;
   signOutButton.hidden = !signedIn;
-  if (!signedIn) for (const page of PAGES) byId(`page-${page}`).hidden = true;
+  if (!signedIn) {
+    for (const page of PAGES) byId(`page-${page}`).hidden = true;
+    signInSection.before(statusRegion, globalAlert);
+  }
 }
 
 function signOut(reason) {
@@ -564,7 +567,7 @@ confirmDialog.querySelector('form').addEventListener('submit', (event) => {
 async function deleteApp(app) {
   const sure = await confirmAction(
     `Delete "${app.name}"?`,
-    `Its credentials stop working at once and the tokens it was issued are revoked. Client ID ${app.client_id}. This cannot be undone.`,
+    `Its credentials stop working at once and it gets no new token. Client ID ${app.client_id}. This cannot be undone.`,
   );
   if (!sure) {
     say('Nothing deleted.');
