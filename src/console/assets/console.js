@@ -251,6 +251,13 @@ function cell(label, ...children) {
   return h('td', { role: 'cell', 'data-label': label }, ...children);
 }
 
+/** After a table is redrawn, puts the focus back on the same action of the same row. */
+function refocus(bodyId, key, action) {
+  for (const tr of byId(bodyId).rows) {
+    if (tr.dataset.key === key) tr.querySelector(`button[data-action="${action}"]`)?.focus();
+  }
+}
+
 function badge(text, kind) {
   return h('span', { class: `badge ${kind}` }, text);
 }
@@ -346,7 +353,7 @@ async function loadOrgs() {
       const action = enabled ? 'Disable' : 'Enable';
       return h(
         'tr',
-        { role: 'row' },
+        { role: 'row', 'data-key': org.code },
         cell('Code', h('span', { class: 'mono' }, org.code)),
         cell('Name', org.name),
         cell('Status', enabled ? badge('Enabled', 'ok') : badge('Disabled', 'off')),
@@ -355,6 +362,7 @@ async function loadOrgs() {
           h('div', { class: 'row-actions' },
             h('button', {
               type: 'button',
+              'data-action': 'toggle',
               onclick: (e) => setOrgEnabled(e.currentTarget, org, !enabled),
             }, action)),
         ),
@@ -372,6 +380,7 @@ async function setOrgEnabled(button, org, enabled) {
     if (done === undefined) return;
     state.orgEnabled.set(org.code, enabled);
     await loadOrgs();
+    refocus('orgs-body', org.code, 'toggle');
     say(
       enabled
         ? `Organization ${org.code} enabled. Tokens issued before it was disabled stay revoked.`
@@ -437,7 +446,7 @@ function appRow(app) {
   const grants = app.grants ?? [];
   return h(
     'tr',
-    { role: 'row' },
+    { role: 'row', 'data-key': app.client_id },
     cell('Name', h('strong', {}, app.name)),
     cell('Client ID', h('span', { class: 'mono' }, app.client_id)),
     cell('Organization', app.org_code ? h('span', { class: 'mono' }, app.org_code) : h('span', { class: 'muted' }, 'None (global)')),
@@ -454,11 +463,14 @@ function appRow(app) {
       h(
         'div',
         { class: 'row-actions' },
-        h('button', { type: 'button', onclick: () => openAuthorize(app) }, 'Authorize'),
+        h('button', { type: 'button', 'data-action': 'authorize', onclick: () => openAuthorize(app) }, 'Authorize'),
         h('button', { type: 'button', onclick: () => openToken(app) }, 'Get token'),
         h('button', { type: 'button', onclick: (e) => rotateSecret(e.currentTarget, app) }, 'Rotate secret'),
-        h('button', { type: 'button', onclick: (e) => setAppEnabled(e.currentTarget, app, !app.enabled) },
-          app.enabled ? 'Disable' : 'Enable'),
+        h('button', {
+          type: 'button',
+          'data-action': 'toggle',
+          onclick: (e) => setAppEnabled(e.currentTarget, app, !app.enabled),
+        }, app.enabled ? 'Disable' : 'Enable'),
         h('button', { type: 'button', onclick: (e) => revokeTokens(e.currentTarget, app) }, 'Revoke tokens'),
         h('button', { type: 'button', class: 'danger', onclick: () => deleteApp(app) }, 'Delete'),
       ),
@@ -525,6 +537,7 @@ async function setAppEnabled(button, app, enabled) {
     );
     if (done === undefined) return;
     await loadApps();
+    refocus('apps-body', app.client_id, 'toggle');
     say(
       enabled
         ? `Application "${app.name}" enabled.`
@@ -578,6 +591,7 @@ async function deleteApp(app) {
   );
   if (done === undefined) return;
   await loadApps();
+  byId('apps-title').focus();
   say(`Application "${app.name}" deleted.`);
 }
 
@@ -668,6 +682,7 @@ authorizeDialog.querySelector('form').addEventListener('submit', async (event) =
     if (!grant) return;
     authorizeDialog.close();
     await loadApps();
+    refocus('apps-body', app.client_id, 'authorize');
     say(`"${app.name}" may now ask ${grant.audience} for: ${grant.scopes || 'no scope'}.`);
   });
 });
