@@ -4,7 +4,7 @@
 // showed; secret rotation, disable, enable, revocation, delete; organizations switched off;
 // key rotation; a wrong admin token; hostile names; no other origin, no cookie.
 //
-//   ORGWALL_BIN=target/debug/orgwall node --test tests/browser/
+//   bash tests/browser/run.sh   (or: ORGWALL_BIN=target/debug/orgwall node --test tests/browser/)
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

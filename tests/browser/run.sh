@@ -44,4 +44,4 @@ if [ ! -x "$ORGWALL_BIN" ]; then
 fi
 
 rm -rf target/console-screenshots
-node --test tests/browser/
+node --test tests/browser/*.test.mjs
