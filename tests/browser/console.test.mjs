@@ -198,7 +198,9 @@ describe('the console', { concurrency: false }, () => {
     await appRow.getByRole('button', { name: 'Get token' }).click();
     const tester = page.getByRole('dialog');
     await tester.getByRole('combobox', { name: 'API' }).selectOption(AUDIENCE);
-    await tester.getByRole('button', { name: 'Get token' }).click();
+    // The page behind the modal is out of reach: one "Get token" button, the dialog's.
+    assert.equal(await page.getByRole('button', { name: 'Get token' }).count(), 1);
+    await page.getByRole('button', { name: 'Get token' }).click();
     const accessToken = await tester.getByRole('textbox', { name: 'Access token' });
     await accessToken.waitFor();
     const consoleToken = await accessToken.inputValue();

@@ -127,7 +127,7 @@ function signOut(reason) {
   state.apis = [];
   state.orgs = [];
   state.apps = [];
-  for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
+  for (const dialog of document.querySelectorAll('dialog[open]')) closeModal(dialog);
   clearMessages();
   showSignedIn(false);
   document.title = 'Sign in · orgwall console';
@@ -257,6 +257,28 @@ function refocus(bodyId, key, action) {
     if (tr.dataset.key === key) tr.querySelector(`button[data-action="${action}"]`)?.focus();
   }
 }
+
+// A modal dialog makes the page behind it inert; aria-hidden says so to tools that read
+// roles without knowing about inertness, so that only the dialog's controls are found.
+const shell = document.querySelector('.shell');
+
+function openModal(dialog) {
+  shell.setAttribute('aria-hidden', 'true');
+  dialog.showModal();
+}
+
+function unhideShell() {
+  if (!document.querySelector('dialog[open]')) shell.removeAttribute('aria-hidden');
+}
+
+/** Closes a dialog; the page is reachable again at once, not on the later close event. */
+function closeModal(dialog, value) {
+  dialog.close(value);
+  unhideShell();
+}
+
+// Escape closes a dialog without closeModal.
+for (const dialog of document.querySelectorAll('dialog')) dialog.addEventListener('close', unhideShell);
 
 function badge(text, kind) {
   return h('span', { class: `badge ${kind}` }, text);
@@ -502,7 +524,7 @@ function showSecret(credentials, title) {
   byId('secret-client-id').value = credentials.client_id;
   byId('secret-value').value = credentials.client_secret;
   byId('secret-status').textContent = '';
-  secretDialog.showModal();
+  openModal(secretDialog);
   byId('secret-value').select();
 }
 
@@ -511,6 +533,11 @@ byId('secret-copy').addEventListener('click', async () => {
   byId('secret-status').textContent = copied
     ? 'Client secret copied to the clipboard.'
     : 'Selected: press Ctrl+C (⌘C) to copy.';
+});
+
+secretDialog.querySelector('form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  closeModal(secretDialog);
 });
 
 secretDialog.addEventListener('close', () => {
@@ -563,7 +590,7 @@ function confirmAction(title, text) {
   replace(byId('confirm-title'), title);
   replace(byId('confirm-text'), text);
   confirmDialog.returnValue = '';
-  confirmDialog.showModal();
+  openModal(confirmDialog);
   confirmDialog.querySelector('button[value="cancel"]').focus();
   return new Promise((resolve) => {
     confirmDialog.addEventListener('close', () => resolve(confirmDialog.returnValue === 'confirm'), {
@@ -574,7 +601,7 @@ function confirmAction(title, text) {
 
 confirmDialog.querySelector('form').addEventListener('submit', (event) => {
   event.preventDefault();
-  confirmDialog.close(event.submitter?.value ?? 'cancel');
+  closeModal(confirmDialog, event.submitter?.value ?? 'cancel');
 });
 
 async function deleteApp(app) {
@@ -621,7 +648,7 @@ async function openAuthorize(app) {
   replace(byId('authorize-title'), `Authorize "${app.name}"`);
   replace(byId('authorize-scopes'));
   replace(authorizeApi);
-  authorizeDialog.showModal();
+  openModal(authorizeDialog);
   const apis = await freshApis(alertIn(form));
   if (!apis) return;
   if (apis.length === 0) {
@@ -680,7 +707,7 @@ authorizeDialog.querySelector('form').addEventListener('submit', async (event) =
       }),
     );
     if (!grant) return;
-    authorizeDialog.close();
+    closeModal(authorizeDialog);
     await loadApps();
     refocus('apps-body', app.client_id, 'authorize');
     say(`"${app.name}" may now ask ${grant.audience} for: ${grant.scopes || 'no scope'}.`);
@@ -700,7 +727,7 @@ async function openToken(app) {
   byId('token-value').value = '';
   replace(byId('token-title'), `Test token for "${app.name}"`);
   replace(tokenApi);
-  tokenDialog.showModal();
+  openModal(tokenDialog);
   const apis = await freshApis(alertIn(form));
   if (!apis) return;
   if (apis.length === 0) {
@@ -762,7 +789,7 @@ tokenDialog.addEventListener('close', () => {
 });
 
 for (const button of document.querySelectorAll('dialog [data-close]')) {
-  button.addEventListener('click', () => button.closest('dialog').close());
+  button.addEventListener('click', () => closeModal(button.closest('dialog')));
 }
 
 // ---------------------------------------------------------------------------------------
