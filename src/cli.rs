@@ -142,6 +142,8 @@ pub enum AppCmd {
 pub enum KeysCmd {
     /// Add a signing key that signs from now on; older keys stay published for a while.
     Rotate,
+    /// List the signing keys (kid, alg, signing or retired, dates); never a private part.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +255,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Keys(KeysCmd::Rotate) => {
             let pool = connect(&settings).await?;
             print_json(&keys::rotate(&pool).await?)
+        }
+        Command::Keys(KeysCmd::List) => {
+            let pool = connect(&settings).await?;
+            print_json(&keys::list(&pool).await?)
         }
         command => {
             let pool = connect(&settings).await?;

@@ -150,7 +150,8 @@ impl Application {
                             .configure(crate::issuer::configure);
                         if let Some(token) = &admin_token {
                             cfg.app_data(token.clone())
-                                .configure(crate::issuer::admin::configure);
+                                .configure(crate::issuer::admin::configure)
+                                .configure(crate::console::configure);
                         }
                     }
                 })

@@ -90,6 +90,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/apps/{client_id}/disable", web::post().to(disable))
             .route("/apps/{client_id}/enable", web::post().to(enable))
             .route("/apps/{client_id}/token", web::post().to(token))
+            .route("/keys", web::get().to(list_keys))
             .route("/keys/rotate", web::post().to(rotate_keys)),
     );
 }
@@ -359,4 +360,10 @@ async fn rotate_keys(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse
         .map_err(ApiError::Internal)?;
     issuer.keys.reload().await.map_err(ApiError::Internal)?;
     Ok(ok(rotated))
+}
+
+async fn list_keys(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(keys::list(&issuer.pool)
+        .await
+        .map_err(ApiError::Internal)?))
 }

@@ -18,6 +18,7 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -208,6 +209,37 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<Value> {
         kids.insert(alg.name().into(), json!(kid));
     }
     Ok(json!({"kid": kids.get("RS256"), "kids": kids}))
+}
+
+/// A signing key as `keys list` and `GET /admin/keys` show it: never its private part.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    /// `signing` while it signs new tokens, `retired` once a newer key replaced it.
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Every stored signing key, newest first.
+#[derive(Debug, Serialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+pub async fn list(pool: &PgPool) -> anyhow::Result<KeyList> {
+    let keys = sqlx::query_as(
+        "select kid, alg,
+                case when retired_at is null then 'signing' else 'retired' end as status,
+                created_at, retired_at
+           from signing_keys
+          order by created_at desc, kid",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading signing keys")?;
+    Ok(KeyList { keys })
 }
 
 /// Makes sure a key signs for `alg` (RS256 on first start; others when an API asks for them).

@@ -4,6 +4,7 @@ mod attacks_issuer;
 mod attacks_tenant;
 mod attacks_verifier;
 mod auth_checks;
+mod console;
 mod deployments;
 mod faults;
 mod helpers;
