@@ -4,7 +4,7 @@
 
 pub mod auth;
 pub mod body;
-pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use orgwall::cli::{self, Cli};
+use orgwall::commands::{self, Cli};
 use orgwall::config::Settings;
 
 #[tokio::main]
@@ -15,7 +15,7 @@ async fn main() -> std::process::ExitCode {
     };
     let json_logs = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     orgwall::telemetry::init(json_logs, std::io::stderr);
-    match cli::run(cli, settings).await {
+    match commands::run(cli, settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line: the context chain, outermost first.
