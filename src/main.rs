@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use orgwall::cli::{self, Cli};
+use orgwall::commands::{self, Cli};
 use orgwall::config::{LogFormat, Settings};
 
 #[tokio::main]
@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
-    match cli::run(cli, settings).await {
+    match commands::run(cli, settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line: the context chain, outermost first.

@@ -16,10 +16,10 @@ use crate::body::BodyLimit;
 use crate::config::Settings;
 use crate::error::render_non_json_error;
 use crate::issuer::Issuer;
-use crate::issuer::admin::AdminToken;
+use crate::routes::admin::AdminToken;
 use crate::telemetry::OrgwallRootSpan;
-use crate::tenant::Db;
 use crate::{db, routes};
+use sqlx::PgPool;
 
 pub struct Application {
     port: u16,
@@ -30,7 +30,7 @@ pub struct Application {
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub db: Db,
+    pub db: PgPool,
     pub verifier: Arc<Verifier>,
     /// The built-in issuer, when `ISSUER_ENABLED`.
     pub issuer: Option<Arc<Issuer>>,
@@ -39,9 +39,8 @@ pub struct AppState {
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = db::pool(&settings).context("DATABASE_URL: cannot build the connection pool")?;
-        let db = Db::new(pool.clone());
         let issuer = match settings.issuer_enabled {
-            true => Some(Issuer::start(pool, &settings).await),
+            true => Some(Issuer::start(pool.clone(), &settings).await),
             false => None,
         };
         let keys = match &issuer {
@@ -65,7 +64,7 @@ impl AppState {
         );
         Ok(Self {
             settings: Arc::new(settings),
-            db,
+            db: pool,
             verifier: Arc::new(verifier),
             issuer,
         })
@@ -147,10 +146,10 @@ impl Application {
                 .configure(|cfg| {
                     if let Some(issuer) = &issuer {
                         cfg.app_data(issuer.clone())
-                            .configure(crate::issuer::configure);
+                            .configure(routes::configure_issuer);
                         if let Some(token) = &admin_token {
                             cfg.app_data(token.clone())
-                                .configure(crate::issuer::admin::configure)
+                                .configure(routes::admin::configure)
                                 .configure(crate::console::configure);
                         }
                     }

@@ -104,7 +104,9 @@ impl Deployment {
             ("database_runtime_password".into(), password.clone()),
         ]))
         .unwrap();
-        orgwall::cli::migrate(&settings).await.expect("migrate");
+        orgwall::commands::migrate(&settings)
+            .await
+            .expect("migrate");
         Self {
             db,
             role,
@@ -192,7 +194,7 @@ async fn a_runtime_role_made_for_one_database_cannot_connect_to_another_on_the_s
 
     // Idempotent: migrating again changes no privilege and keeps every answer.
     let before = datacl(&a.db).await;
-    orgwall::cli::migrate(&a.settings)
+    orgwall::commands::migrate(&a.settings)
         .await
         .expect("migrate again");
     assert_eq!(datacl(&a.db).await, before);
@@ -212,7 +214,9 @@ async fn without_a_runtime_role_only_the_owner_may_connect() {
         format!("{}/{db}", server_url()),
     )]))
     .unwrap();
-    orgwall::cli::migrate(&settings).await.expect("migrate");
+    orgwall::commands::migrate(&settings)
+        .await
+        .expect("migrate");
     assert!(!public_can_connect(&db).await);
     let owner_can_connect: bool = sqlx::query_scalar(
         "select has_database_privilege(pg_get_userbyid(datdba), datname, 'CONNECT')
@@ -366,7 +370,7 @@ async fn migrate_refuses_the_database_owner_as_the_runtime_role() {
         ),
     ]))
     .unwrap();
-    let err = orgwall::cli::migrate(&settings)
+    let err = orgwall::commands::migrate(&settings)
         .await
         .expect_err("the owner is not a runtime role");
     assert!(format!("{err:#}").contains(&format!("`{owner}` is the database's owner")));
