@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod issuer;
 mod jwks;
+mod metrics;
 mod migrations;
 mod records;
 mod second_wall;
