@@ -402,8 +402,8 @@ where
     }
 }
 
-/// Counts a token the token endpoint issued, by the algorithm in its header (nothing when
-/// metrics are off).
+/// Counts a token issued over HTTP (the token endpoint, the admin API), by the algorithm in
+/// its header (nothing when metrics are off).
 pub fn count_issued(req: &HttpRequest, access_token: &str, token_type: &'static str) {
     let Some(metrics) = req.app_data::<web::Data<Metrics>>() else {
         return;

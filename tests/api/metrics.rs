@@ -349,6 +349,12 @@ async fn token_endpoint_counters_move_by_exactly_the_tokens_issued_and_the_error
     for _ in 0..2 {
         assert_eq!(app.token_by_post(&id, &secret, None).await.status(), 200);
     }
+    // The admin API issues through the same path, and is counted too.
+    app.admin_post(
+        &format!("/admin/apps/{id}/token"),
+        json!({"audience": crate::helpers::AUDIENCE}),
+    )
+    .await;
     assert_eq!(app.token_by_post(&id, "wrong", None).await.status(), 401);
     assert_eq!(
         app.token_by_post(&id, &secret, Some("delete:data"))
@@ -380,7 +386,7 @@ async fn token_endpoint_counters_move_by_exactly_the_tokens_issued_and_the_error
                 "orgwall_tokens_issued_total",
                 &[("alg", "RS256"), ("token_type", "Bearer")]
             ),
-            2.0
+            3.0
         )])
     );
     let errors = |e: &str| series("orgwall_token_errors_total", &[("error", e)]);
@@ -408,7 +414,18 @@ async fn token_endpoint_counters_move_by_exactly_the_tokens_issued_and_the_error
         BTreeMap::from([
             (requests("200"), 2.0),
             (requests("400"), 3.0),
-            (requests("401"), 1.0)
+            (requests("401"), 1.0),
+            (
+                series(
+                    "orgwall_http_requests_total",
+                    &[
+                        ("method", "POST"),
+                        ("route", "/admin/apps/{client_id}/token"),
+                        ("status", "200")
+                    ]
+                ),
+                1.0
+            ),
         ])
     );
     assert!(only(&d, "orgwall_auth_rejections_total").is_empty());
