@@ -336,7 +336,7 @@ impl Metrics {
 }
 
 /// The reason label of an authorization failure of the resource API, `None` for any other
-/// error.
+/// error. Exhaustive on purpose: a new kind of rejection must be given its reason here.
 fn rejection_reason(e: &ApiError) -> Option<&'static str> {
     Some(match e {
         ApiError::NoToken => "no_token",
@@ -344,7 +344,14 @@ fn rejection_reason(e: &ApiError) -> Option<&'static str> {
         ApiError::NotOrgScoped => "no_org",
         ApiError::WrongOrg => "wrong_org",
         ApiError::MissingScope(_) => "insufficient_scope",
-        _ => return None,
+        ApiError::BadRequest(_)
+        | ApiError::Unauthorized(_)
+        | ApiError::NotFound(_)
+        | ApiError::Conflict(_)
+        | ApiError::PayloadTooLarge(_)
+        | ApiError::UnsupportedMediaType(_)
+        | ApiError::Unavailable(_)
+        | ApiError::Internal(_) => return None,
     })
 }
 
