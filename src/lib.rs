@@ -4,12 +4,15 @@
 
 pub mod auth;
 pub mod body;
-pub mod cli;
+pub mod client_addr;
+pub mod commands;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod issuer;
+pub mod metrics;
 pub mod roles;
 pub mod routes;
 pub mod startup;

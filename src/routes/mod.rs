@@ -1,10 +1,18 @@
-//! The resource API's routes (shared/CONTRACT.md §3).
+//! The HTTP side: handlers only. Each extracts and checks its input, calls a tenant or issuer
+//! function, and shapes the answer; no SQL lives here.
 
+pub mod admin;
+pub mod audit;
 pub mod health;
+pub mod metadata;
 pub mod records;
+pub mod token;
 pub mod users;
 
 use actix_web::web;
+
+use crate::error::ApiError;
+use crate::issuer::catalogue::CatalogueError;
 
 /// The tenant routes and probes; the whole table in one place.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,5 +30,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(records::update))
                 .route(web::delete().to(records::delete)),
         )
-        .service(web::resource("/orgs/{org_code}/users").route(web::get().to(users::list)));
+        .service(web::resource("/orgs/{org_code}/users").route(web::get().to(users::list)))
+        .service(web::resource("/orgs/{org_code}/audit").route(web::get().to(audit::list)));
+}
+
+/// The built-in issuer's public routes (present when the issuer is enabled).
+pub fn configure_issuer(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(metadata::discovery),
+    )
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(metadata::discovery),
+    )
+    .route("/.well-known/jwks.json", web::get().to(metadata::jwks))
+    .route("/.well-known/jwks", web::get().to(metadata::jwks))
+    .service(web::resource("/oauth2/token").route(web::post().to(token::token_endpoint)));
+}
+
+/// The one place a catalogue outcome becomes an HTTP answer (the CLI prints the same errors
+/// as one line instead).
+impl From<CatalogueError> for ApiError {
+    fn from(e: CatalogueError) -> Self {
+        match e {
+            CatalogueError::Invalid(message) => ApiError::BadRequest(message),
+            CatalogueError::NotFound(message) => ApiError::NotFound(message),
+            CatalogueError::Conflict(message) => ApiError::Conflict(message),
+            CatalogueError::Db(e) => e.into(),
+            CatalogueError::Keys(e) => ApiError::Internal(e),
+        }
+    }
 }

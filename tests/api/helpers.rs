@@ -259,6 +259,8 @@ pub struct TestApp {
     pub issuer: FakeIssuer,
     pub http: reqwest::Client,
     pub settings: Settings,
+    /// The metrics listener's port, unless `metrics_addr` is `off`.
+    pub metrics_port: Option<u16>,
     server: actix_web::dev::ServerHandle,
     /// Declared last: dropped after the pool and the server.
     pub db: TestDb,
@@ -304,9 +306,22 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Gives up the guard: the name and URL of a database the caller now drops itself (after
+    /// a role it granted database privileges to, say).
+    pub fn detach(mut self) -> (String, String) {
+        (
+            std::mem::take(&mut self.name),
+            std::mem::take(&mut self.url),
+        )
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
-        Janitor::get().drop_later(std::mem::take(&mut self.name));
+        if !self.name.is_empty() {
+            Janitor::get().drop_later(std::mem::take(&mut self.name));
+        }
     }
 }
 
@@ -489,7 +504,9 @@ async fn build_template() -> String {
         }
         let url = format!("{}/{name}", server_url());
         let settings = Settings::from_map(&HashMap::from([("database_url".into(), url)])).unwrap();
-        orgwall::cli::migrate(&settings).await.expect("migrate");
+        orgwall::commands::migrate(&settings)
+            .await
+            .expect("migrate");
         // No connections from now on: cloning needs a template nobody is connected to.
         conn.execute(sqlx::AssertSqlSafe(format!(
             r#"alter database "{name}" with is_template true allow_connections false"#
@@ -544,6 +561,8 @@ pub fn base_vars(database_url: &str, issuer: &FakeIssuer) -> HashMap<String, Str
         ("database_url".into(), database_url.to_string()),
         ("port".into(), "0".into()),
         ("workers".into(), "1".into()),
+        // Metrics on, as in production, on a port of their own.
+        ("metrics_addr".into(), "127.0.0.1:0".into()),
         ("issuer_enabled".into(), "false".into()),
         ("auth_issuer".into(), issuer.url.clone()),
         ("auth_jwks_url".into(), issuer.jwks_url()),
@@ -598,6 +617,7 @@ impl TestApp {
             .await
             .expect("build app");
         let port = app.port();
+        let metrics_port = app.metrics_port();
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());
         let admin_pool = PgPool::connect(&db.url).await.expect("admin pool");
@@ -610,6 +630,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             settings,
+            metrics_port,
             server,
             db,
         }

@@ -763,10 +763,12 @@ async fn the_cli_sets_up_the_tutorial_and_issues_tokens() {
 #[tokio::test]
 async fn demo_twice_neither_fails_nor_duplicates_and_prints_working_secrets() {
     let app = TestApp::spawn_issuer().await;
-    let db = orgwall::tenant::Db::new(app.admin_pool.clone());
-
-    let first = orgwall::issuer::demo::ensure_world(&db).await.unwrap();
-    let second = orgwall::issuer::demo::ensure_world(&db).await.unwrap();
+    let first = orgwall::commands::demo::ensure_world(&app.admin_pool)
+        .await
+        .unwrap();
+    let second = orgwall::commands::demo::ensure_world(&app.admin_pool)
+        .await
+        .unwrap();
 
     let count = |sql: &'static str| {
         let pool = app.admin_pool.clone();
@@ -778,7 +780,8 @@ async fn demo_twice_neither_fails_nor_duplicates_and_prints_working_secrets() {
         }
     };
     assert_eq!(count("select count(*) from apis").await, 1);
-    assert_eq!(count("select count(*) from api_scopes").await, 4);
+    // The tutorial's four, and read:audit for the audit log.
+    assert_eq!(count("select count(*) from api_scopes").await, 5);
     assert_eq!(count("select count(*) from organizations").await, 3);
     assert_eq!(count("select count(*) from m2m_apps").await, 3);
     assert_eq!(count("select count(*) from records").await, 3);
@@ -904,4 +907,88 @@ async fn disabling_an_app_from_another_process_takes_effect_on_this_instance() {
         switched,
         "rotation from another process did not take effect"
     );
+}
+
+#[tokio::test]
+async fn a_refused_api_creation_leaves_no_signing_key_behind() {
+    let app = TestApp::spawn_issuer().await;
+    app.admin_post("/admin/apis", json!({"audience": AUDIENCE, "name": "API"}))
+        .await;
+    let es256_keys = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from signing_keys where alg = 'ES256'")
+            .fetch_one(&app.admin_pool)
+            .await
+            .unwrap()
+    };
+
+    // The audience is taken: the API is refused after its input was found valid.
+    let (status, body) = app
+        .admin(
+            reqwest::Method::POST,
+            "/admin/apis",
+            Some(json!({"audience": AUDIENCE, "name": "Again", "signing_alg": "ES256"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    // A scope name that breaks the rules: refused before anything is written.
+    let (status, body) = app
+        .admin(
+            reqwest::Method::POST,
+            "/admin/apis",
+            Some(json!({"audience": "https://other.example", "name": "Other",
+                        "signing_alg": "ES256", "scopes": [{"name": "bad scope"}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    assert_eq!(es256_keys().await, 0, "a refused request made an ES256 key");
+    app.admin_post(
+        "/admin/apis",
+        json!({"audience": "https://other.example", "name": "Other", "signing_alg": "ES256"}),
+    )
+    .await;
+    assert_eq!(es256_keys().await, 1);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_reads_forms_up_to_the_configured_body_limit() {
+    let form = |id: &str, secret: &str, padding: &str| {
+        vec![
+            ("grant_type".to_string(), "client_credentials".to_string()),
+            ("client_id".into(), id.into()),
+            ("client_secret".into(), secret.into()),
+            ("audience".into(), AUDIENCE.into()),
+            ("padding".into(), padding.into()),
+        ]
+    };
+    let roomy = TestApp::spawn_issuer_with(|v| {
+        v.insert("body_limit".into(), (256 * 1024).to_string());
+    })
+    .await;
+    let (id, secret) = roomy.setup_tutorial("org_acme").await;
+    let res = roomy
+        .http
+        .post(roomy.url("/oauth2/token"))
+        .form(&form(&id, &secret, &"x".repeat(100 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "a 100 KiB form within a 256 KiB limit");
+
+    let tight = TestApp::spawn_issuer_with(|v| {
+        v.insert("body_limit".into(), "1024".into());
+    })
+    .await;
+    let (id, secret) = tight.setup_tutorial("org_acme").await;
+    let res = tight
+        .http
+        .post(tight.url("/oauth2/token"))
+        .form(&form(&id, &secret, &"x".repeat(2048)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(body["error_description"], "The request body is too large");
 }

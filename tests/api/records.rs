@@ -1,7 +1,7 @@
 //! The records and users routes: paging, CRUD, per-organization ids.
 
 use futures_util::future::join_all;
-use orgwall::tenant::{Db, TenantTx};
+use orgwall::tenant::TenantTx;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, ctx};
@@ -251,14 +251,14 @@ async fn a_hundred_concurrent_creates_in_one_org_all_succeed_with_ids_1_to_100()
 #[tokio::test]
 async fn users_are_listed_for_the_org_only() {
     let app = TestApp::spawn().await;
-    let db = Db::new(app.admin_pool.clone());
+    let db = app.admin_pool.clone();
     for (org, email, name) in [
         ("org_acme", "ada@acme.test", "Ada"),
         ("org_acme", "bob@acme.test", "Bob"),
         ("org_beta", "cy@beta.test", "Cy"),
     ] {
         let mut tx = TenantTx::begin(&db, &ctx(org)).await.unwrap();
-        orgwall::routes::users::insert_user(&mut tx, email, name)
+        orgwall::tenant::users::insert_user(&mut tx, email, name)
             .await
             .unwrap();
         tx.commit().await.unwrap();
