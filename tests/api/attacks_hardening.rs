@@ -480,3 +480,106 @@ fn without_colours(text: &str) -> String {
     }
     plain
 }
+
+/// `KEY=value` pairs of the image's `ENV` lines in the Dockerfile.
+fn image_env() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("ENV "))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `orgwall serve` with the image's environment (its port replaced, `without` left out), until its
+/// discovery document answers; returns that document's `issuer` and the log so far.
+async fn serve_like_the_image(app: &TestApp, without: &[&str]) -> (String, String) {
+    let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("orgwall-image-{}.log", uuid::Uuid::new_v4()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orgwall"));
+    command
+        .arg("serve")
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .envs(
+            image_env()
+                .into_iter()
+                .filter(|(k, _)| !without.contains(&k.as_str())),
+        )
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", format!("{}/{}", server_url(), app.db_name))
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let _serve = Reap(command.spawn().unwrap());
+    let url = format!("http://127.0.0.1:{port}/.well-known/openid-configuration");
+    let mut issuer = None;
+    for _ in 0..200 {
+        if let Ok(res) = reqwest::get(&url).await
+            && res.status() == 200
+        {
+            let doc: Value = res.json().await.unwrap();
+            issuer = doc["issuer"].as_str().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    (issuer.expect("orgwall serve did not come up"), log)
+}
+
+#[tokio::test]
+async fn the_stack_defaults_publish_on_loopback_and_never_issue_for_the_wildcard_address() {
+    // docker-compose.yml publishes every port on 127.0.0.1 only.
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .unwrap();
+    let mut in_ports = false;
+    let mut published = Vec::new();
+    for line in compose.lines() {
+        let trimmed = line.trim();
+        if trimmed == "ports:" {
+            in_ports = true;
+        } else if in_ports && let Some(entry) = trimmed.strip_prefix("- ") {
+            published.push(entry.trim_matches('"').to_string());
+        } else {
+            in_ports = false;
+        }
+    }
+    assert!(!published.is_empty(), "the compose file publishes a port");
+    for entry in &published {
+        assert!(
+            entry.starts_with("127.0.0.1:"),
+            "published beyond loopback: {entry}"
+        );
+    }
+
+    // The image listens on every interface and names itself by PUBLIC_URL.
+    let env = image_env();
+    assert!(env.contains(&("HOST".into(), "0.0.0.0".into())), "{env:?}");
+    let public_url = env
+        .iter()
+        .find(|(k, _)| k == "PUBLIC_URL")
+        .map(|(_, v)| v.clone())
+        .expect("the image sets PUBLIC_URL");
+    let app = TestApp::spawn_issuer().await;
+    let (issuer, log) = serve_like_the_image(&app, &[]).await;
+    assert_eq!(issuer, public_url);
+    assert!(!log.contains("PUBLIC_URL"), "{log}");
+
+    // Even without it, the issuer never calls itself http://0.0.0.0:..., and start-up says why.
+    let (issuer, log) = serve_like_the_image(&app, &["PUBLIC_URL"]).await;
+    assert!(issuer.starts_with("http://localhost:"), "{issuer}");
+    assert!(!issuer.contains("0.0.0.0"), "{issuer}");
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN"))
+        .unwrap_or_else(|| panic!("no warning: {log}"));
+    assert!(
+        warning.contains("PUBLIC_URL: not set while HOST=0.0.0.0 listens on every interface"),
+        "{warning}"
+    );
+}
