@@ -583,3 +583,37 @@ async fn the_stack_defaults_publish_on_loopback_and_never_issue_for_the_wildcard
         "{warning}"
     );
 }
+
+#[tokio::test]
+async fn every_function_orgwall_defines_pins_its_search_path() {
+    let app = TestApp::spawn().await;
+    // Functions from the migrations (not from extensions), with their SET search_path if any.
+    let functions: Vec<(String, Option<Vec<String>>)> = sqlx::query_as(
+        "select p.oid::regprocedure::text, p.proconfig::text[]
+           from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+          where n.nspname not in ('pg_catalog', 'information_schema')
+            and n.nspname not like 'pg_toast%'
+            and not exists (select 1 from pg_depend d
+                             where d.classid = 'pg_proc'::regclass and d.objid = p.oid
+                               and d.deptype = 'e')
+          order by 1",
+    )
+    .fetch_all(&app.admin_pool)
+    .await
+    .unwrap();
+    assert!(
+        functions.iter().any(|(f, _)| f.starts_with("tenant_")),
+        "{functions:?}"
+    );
+    let unpinned: Vec<&String> = functions
+        .iter()
+        .filter(|(_, config)| {
+            !config
+                .iter()
+                .flatten()
+                .any(|setting| setting.starts_with("search_path="))
+        })
+        .map(|(f, _)| f)
+        .collect();
+    assert!(unpinned.is_empty(), "search_path not pinned: {unpinned:?}");
+}
