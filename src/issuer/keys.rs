@@ -244,12 +244,13 @@ pub struct KeyList {
 }
 
 pub async fn list(pool: &PgPool) -> anyhow::Result<KeyList> {
-    let keys = sqlx::query_as(
-        "select kid, alg,
-                case when retired_at is null then 'signing' else 'retired' end as status,
-                created_at, retired_at
-           from signing_keys
-          order by created_at desc, kid",
+    let keys = sqlx::query_as!(
+        KeyInfo,
+        r#"select kid, alg,
+                  case when retired_at is null then 'signing' else 'retired' end as "status!",
+                  created_at, retired_at
+             from signing_keys
+            order by created_at desc, kid"#,
     )
     .fetch_all(pool)
     .await
