@@ -14,6 +14,15 @@ use crate::helpers::{ADMIN_TOKEN, AUDIENCE, TestApp, captured_logs, free_port, s
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 
+/// A superuser URL for `app`'s database, for a separately spawned orgwall.
+async fn database_url(app: &TestApp) -> String {
+    let name: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&app.admin_pool)
+        .await
+        .unwrap();
+    format!("{}/{name}", server_url())
+}
+
 /// Kills the child process if the test ends early.
 struct Reap(Child);
 
@@ -55,7 +64,7 @@ async fn a_flood_of_long_client_ids_from_forty_addresses_grows_neither_memory_no
             .arg("serve")
             .current_dir(std::env::temp_dir())
             .env_clear()
-            .env("DATABASE_URL", format!("{}/{}", server_url(), app.db_name))
+            .env("DATABASE_URL", database_url(&app).await)
             .env("PORT", port.to_string())
             .env("WORKERS", "2")
             .env("TRUSTED_PROXIES", "127.0.0.1")
@@ -508,7 +517,7 @@ async fn serve_like_the_image(app: &TestApp, without: &[&str]) -> (String, Strin
                 .filter(|(k, _)| !without.contains(&k.as_str())),
         )
         .env("PORT", port.to_string())
-        .env("DATABASE_URL", format!("{}/{}", server_url(), app.db_name))
+        .env("DATABASE_URL", database_url(app).await)
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
