@@ -198,7 +198,7 @@ pub fn generate(alg: SigningAlgorithm) -> anyhow::Result<(String, Vec<u8>, Value
 }
 
 /// What `keys rotate` made: the new kid per algorithm, and the new RS256 kid on its own.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct RotatedKeys {
     pub kid: Option<String>,
     pub kids: BTreeMap<String, String>,
@@ -227,7 +227,7 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<RotatedKeys> {
 }
 
 /// A signing key as `keys list` and `GET /admin/keys` show it: never its private part.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub kid: String,
     pub alg: String,
@@ -238,7 +238,7 @@ pub struct KeyInfo {
 }
 
 /// Every stored signing key, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyList {
     pub keys: Vec<KeyInfo>,
 }

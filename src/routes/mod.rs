@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod health;
 pub mod metadata;
+pub mod openapi;
 pub mod records;
 pub mod token;
 pub mod users;
@@ -29,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(records::update))
                 .route(web::delete().to(records::delete)),
         )
-        .service(web::resource("/orgs/{org_code}/users").route(web::get().to(users::list)));
+        .service(web::resource("/orgs/{org_code}/users").route(web::get().to(users::list)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
 }
 
 /// The built-in issuer's public routes (present when the issuer is enabled).

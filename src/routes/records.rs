@@ -67,14 +67,20 @@ fn truncate(s: &str) -> String {
 
 /// The body of POST and PATCH. `org_code` is accepted and ignored: the org comes only from
 /// the verified token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordInput {
+    /// 1 to 200 characters, not blank.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<Value>,
+    /// Any JSON value (strings without NUL characters).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Value)]
     value: Option<Value>,
+    /// Ignored: the organization comes only from the verified token.
     #[serde(default, rename = "org_code")]
+    #[schema(value_type = Value)]
     _org_code: serde::de::IgnoredAny,
 }
 
@@ -91,13 +97,20 @@ impl RecordInput {
 }
 
 /// PostgreSQL's jsonb cannot hold `\u0000` in a string or a key: refuse it as the client's
-/// mistake rather than fail the statement with a 500.
+/// mistake rather than fail the statement with a 500. Likewise a number that would not read
+/// back: jsonb writes numbers out in full (`1e308` as 309 digits), and the record could then
+/// never be read again.
 fn check_value(value: &Value) -> Result<(), ApiError> {
     let nul = || ApiError::bad_request("'value' must not contain NUL characters (\\u0000)");
     let mut pending = vec![value];
     while let Some(v) = pending.pop() {
         match v {
             Value::String(s) if s.contains('\0') => return Err(nul()),
+            Value::Number(n) if !reads_back(n) => {
+                return Err(ApiError::bad_request(format!(
+                    "'value' holds a number that cannot be stored exactly: {n}"
+                )));
+            }
             Value::Array(items) => pending.extend(items),
             Value::Object(map) => {
                 if map.keys().any(|k| k.contains('\0')) {
@@ -109,6 +122,18 @@ fn check_value(value: &Value) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Whether a number survives jsonb: written out in plain notation (as PostgreSQL prints it)
+/// and parsed again, it is still the same number.
+fn reads_back(n: &serde_json::Number) -> bool {
+    match n.as_f64() {
+        Some(f) if !n.is_i64() && !n.is_u64() => serde_json::from_str::<Value>(&format!("{f}"))
+            .ok()
+            .and_then(|v| v.as_f64())
+            .is_some_and(|back| back == f),
+        _ => true,
+    }
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
@@ -227,6 +252,21 @@ mod tests {
         ] {
             assert!(check_value(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn numbers_that_would_not_read_back_are_refused() {
+        for good in [
+            json!(0.5),
+            json!(-1.25e10),
+            json!(1e300),
+            json!(u64::MAX),
+            json!(i64::MIN),
+        ] {
+            assert!(check_value(&good).is_ok(), "{good}");
+        }
+        let max: Value = serde_json::from_str("[1.7976931348623157e308]").unwrap();
+        assert!(check_value(&max).is_err());
     }
 
     #[test]
