@@ -488,7 +488,7 @@ fn add_request_id_header(doc: &mut utoipa::openapi::OpenApi) {
         paths::list_users,
     ),
     components(
-        schemas(ErrorBody),
+        schemas(ErrorBody, crate::domain::OrgCode),
         responses(
             BadRequest,
             Unauthorized,

@@ -11,6 +11,7 @@ mod helpers;
 mod issuer;
 mod jwks;
 mod migrations;
+mod openapi;
 mod records;
 mod second_wall;
 mod settings;
