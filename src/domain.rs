@@ -217,15 +217,15 @@ impl FromStr for ScopeDef {
     }
 }
 
-/// An e-mail address, loosely: 3–320 bytes around an `@`, no whitespace; surrounding spaces
-/// are dropped.
+/// An e-mail address, loosely: 3 characters or more and at most 320 bytes around an `@`, no
+/// whitespace; surrounding spaces are dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if s.len() < 3
+        if s.chars().count() < 3
             || s.len() > 320
             || !s.contains('@')
             || s.chars().any(|c| c.is_whitespace() || c == '\0')
@@ -390,7 +390,8 @@ mod tests {
             Email::parse(" ada@acme.test ").unwrap().as_str(),
             "ada@acme.test"
         );
-        for bad in ["", "ab", "no-at-sign", "a b@c.d"] {
+        // Three characters, not three bytes: what the table's check counts.
+        for bad in ["", "ab", "no-at-sign", "a b@c.d", "@\u{1F600}"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
