@@ -156,6 +156,10 @@ fn concrete(pattern: &str) -> String {
     out
 }
 
+/// What a request saw of the resource map: its `Debug` form, and patterns with what
+/// `match_pattern` made of a concrete path for each.
+type Seen = (String, Vec<(String, Option<String>)>);
+
 /// The route table of the app `routes::configure_app` builds for these settings: its leaf
 /// patterns, each checked back through `ResourceMap::match_pattern`.
 async fn registered_patterns(app: &TestApp) -> BTreeSet<String> {
@@ -164,7 +168,7 @@ async fn registered_patterns(app: &TestApp) -> BTreeSet<String> {
         .expect("app state");
     let issuer = state.issuer.clone().map(web::Data::from);
     let admin = state.settings.admin_token.clone().map(AdminToken);
-    let seen: Rc<RefCell<Option<(String, Vec<(String, Option<String>)>)>>> = Rc::default();
+    let seen: Rc<RefCell<Option<Seen>>> = Rc::default();
     let patterns_to_check: Rc<RefCell<Vec<String>>> = Rc::default();
     let (seen_in, check_in) = (seen.clone(), patterns_to_check.clone());
     let service = actix_test::init_service(

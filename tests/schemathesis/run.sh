@@ -4,13 +4,13 @@
 # Starts the real orgwall binary (debug build) with a fresh database of its own, the tutorial's
 # world from `orgwall demo`, the admin API on and a valid org token for org_acme, then lets
 # schemathesis generate requests for every operation in /openapi.json and checks that no answer
-# is a 5xx and that every answer matches the document. Exits non-zero on any failure; the
+# is a 5xx and that every answer matches the document (status, content type, headers, body). Exits non-zero on any failure; the
 # server is stopped and its database dropped whatever happens.
 #
 # Environment (all optional):
 #   PG_SERVER            PostgreSQL superuser URL without a database (postgres://postgres@127.0.0.1:5432)
 #   ORGWALL_BIN          the binary to test (default: `cargo build` and target/debug/orgwall)
-#   SCHEMATHESIS_EXAMPLES  examples per operation and phase (default 30)
+#   SCHEMATHESIS_EXAMPLES  examples per operation and phase (default 50)
 #   SCHEMATHESIS_SEED    a seed, to replay a run
 set -euo pipefail
 
@@ -19,7 +19,10 @@ ROOT=$(pwd)
 
 SCHEMATHESIS_VERSION=4.32.5
 PG_SERVER=${PG_SERVER:-postgres://postgres@127.0.0.1:5432}
-EXAMPLES=${SCHEMATHESIS_EXAMPLES:-30}
+EXAMPLES=${SCHEMATHESIS_EXAMPLES:-50}
+# No 5xx, and every answer as documented: its status, content type, headers and body.
+CHECKS=not_a_server_error,status_code_conformance,content_type_conformance
+CHECKS=$CHECKS,response_headers_conformance,response_schema_conformance
 VENV=${XDG_CACHE_HOME:-$HOME/.cache}/orgwall-ci/schemathesis-$SCHEMATHESIS_VERSION
 
 say() { echo "schemathesis run.sh: $*" >&2; }
@@ -153,7 +156,7 @@ say "running schemathesis: $EXAMPLES examples per operation"
 # its generator is not safe to run in threads on every Python 3.11 (SystemError from `ast`).
 cd "$WORK"
 "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
-    --checks "${SCHEMATHESIS_CHECKS:-not_a_server_error,response_schema_conformance}" \
+    --checks "$CHECKS" \
     --max-examples "$EXAMPLES" \
     --workers 1 \
     --request-timeout 10 \
