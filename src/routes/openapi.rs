@@ -163,6 +163,17 @@ pub struct UserList {
     pub total: i64,
 }
 
+/// A page of an organization's audit log, ordered by id.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditList {
+    pub org_code: String,
+    pub events: Vec<crate::tenant::audit::AuditEvent>,
+    /// How many events the organization has in all.
+    #[schema(minimum = 0)]
+    pub total: i64,
+}
+
 /// RFC 8414 authorization server metadata (the same document at both discovery paths).
 #[derive(Serialize, ToSchema)]
 pub struct ServerMetadata {
@@ -486,6 +497,7 @@ fn add_request_id_header(doc: &mut utoipa::openapi::OpenApi) {
         paths::update_record,
         paths::delete_record,
         paths::list_users,
+        paths::list_audit_events,
     ),
     components(
         schemas(ErrorBody, crate::domain::OrgCode),
@@ -504,6 +516,7 @@ fn add_request_id_header(doc: &mut utoipa::openapi::OpenApi) {
         (name = "probes", description = "Liveness, readiness and this document"),
         (name = "records", description = "An organization's records"),
         (name = "users", description = "An organization's users"),
+        (name = "audit", description = "An organization's audit log"),
     )
 )]
 struct ResourceApiDoc;
@@ -707,6 +720,28 @@ mod paths {
             (status = 503, response = Unavailable),
         ))]
     fn list_users() {}
+
+    /// List the organization's audit events
+    ///
+    /// Record writes through the API and the catalogue's actions on the organization's apps,
+    /// ordered by id; `limit` and `after` page through them. Needs scope `read:audit`.
+    #[utoipa::path(get, path = "/orgs/{org_code}/audit", tag = "audit",
+        params(
+            ("org_code" = OrgCode, Path, description = "Must equal the token's `org_code`"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000,
+                description = "At most this many events (default 100)"),
+            ("after" = Option<i64>, Query, minimum = 0,
+                description = "Only events with a greater id"),
+        ),
+        security(("bearer_jwt" = ["read:audit"])),
+        responses(
+            (status = 200, description = "A page of events", body = AuditList),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 403, response = Forbidden),
+            (status = 503, response = Unavailable),
+        ))]
+    fn list_audit_events() {}
 
     /// OpenID Connect discovery
     ///

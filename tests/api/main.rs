@@ -3,6 +3,7 @@
 mod attacks_issuer;
 mod attacks_tenant;
 mod attacks_verifier;
+mod audit;
 mod auth_checks;
 mod console;
 mod deployments;
@@ -10,6 +11,7 @@ mod faults;
 mod helpers;
 mod issuer;
 mod jwks;
+mod metrics;
 mod migrations;
 mod openapi;
 mod records;

@@ -396,7 +396,8 @@ async fn real_answers_match_the_documented_schemas() {
     // The catalogue through the admin API, every answer checked.
     let res = admin(app.http.post(app.url("/admin/apis")))
         .json(&json!({"audience": AUDIENCE, "name": "Data", "scopes": [
-            {"name": "read:data"}, {"name": "write:data"}, {"name": "read:users"}]}))
+            {"name": "read:data"}, {"name": "write:data"}, {"name": "read:users"},
+            {"name": "read:audit"}]}))
         .send()
         .await
         .unwrap();
@@ -434,7 +435,7 @@ async fn real_answers_match_the_documented_schemas() {
         app.http
             .post(app.url(&format!("/admin/apps/{client_id}/authorize"))),
     )
-    .json(&json!({"audience": AUDIENCE, "scopes": "read:data write:data read:users"}))
+    .json(&json!({"audience": AUDIENCE, "scopes": "read:data write:data read:users read:audit"}))
     .send()
     .await
     .unwrap();
@@ -543,6 +544,10 @@ async fn real_answers_match_the_documented_schemas() {
             .0,
         200
     );
+    let res = app.get("/orgs/org_acme/audit?limit=5", Some(&token)).await;
+    let (status, events) = assert_conforms(&doc, "/orgs/{org_code}/audit", "get", res).await;
+    assert_eq!(status, 200);
+    assert!(events["total"].as_i64().unwrap() >= 2, "{events}");
     for path in ["/health", "/ready"] {
         let res = app.get(path, None).await;
         assert_eq!(assert_conforms(&doc, path, "get", res).await.0, 200);

@@ -105,7 +105,7 @@ print(acme["client_id"], acme["client_secret"])' "$WORK/demo.json")
 AUDIENCE=https://api.yourapp.com
 curl -fsS -X POST "$BASE/admin/apps/$CLIENT_ID/authorize" \
     -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
-    -d "{\"audience\": \"$AUDIENCE\", \"scopes\": \"read:data write:data delete:data read:users\"}" \
+    -d "{\"audience\": \"$AUDIENCE\", \"scopes\": \"read:data write:data delete:data read:users read:audit\"}" \
     >/dev/null
 ORG_TOKEN=$(curl -fsS -X POST "$BASE/oauth2/token" \
     --data-urlencode grant_type=client_credentials \
