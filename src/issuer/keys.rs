@@ -232,6 +232,7 @@ pub struct KeyInfo {
     pub kid: String,
     pub alg: String,
     /// `signing` while it signs new tokens, `retired` once a newer key replaced it.
+    #[schema(examples("signing", "retired"))]
     pub status: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub retired_at: Option<chrono::DateTime<chrono::Utc>>,

@@ -105,6 +105,15 @@ pub enum OAuthErrorCode {
     ServerError,
 }
 
+/// What `POST /admin/apps/{client_id}/token` answers on failure: the admin API's error for a
+/// bad body or admin token, the token endpoint's OAuth error for the issuing itself.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AdminTokenError {
+    Api(ErrorBody),
+    OAuth(OAuthError),
+}
+
 /// `{"status": "ok"}`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -998,13 +1007,13 @@ mod paths {
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
             (status = 400, description = "A bad body (`{error, message}`), or an unknown audience, an API the app is not authorized for or an ungranted scope (an OAuth error)",
-                content(("application/json"))),
+                body = AdminTokenError),
             (status = 401, description = "The admin token is missing or wrong (`{error, message}`), or the app is unknown or disabled (`invalid_client`)",
-                content(("application/json"))),
+                body = AdminTokenError),
             (status = 413, response = PayloadTooLarge),
             (status = 415, response = UnsupportedMediaType),
             (status = 503, description = "The database cannot be reached right now",
-                content(("application/json"))),
+                body = AdminTokenError),
         ))]
     fn app_token() {}
 
