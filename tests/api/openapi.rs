@@ -599,3 +599,48 @@ fn the_security_schemes_and_error_bodies_are_declared() {
     assert_eq!(scopes["get"], json!([{"bearer_jwt": ["read:data"]}]));
     assert_eq!(scopes["post"], json!([{"bearer_jwt": ["write:data"]}]));
 }
+
+/// Found by schemathesis: jsonb writes a number in plain notation (1.7976931348623157e308 as
+/// 309 digits), and without exact float parsing the stored record read back as "number out of
+/// range": a 500 on create and on every list after it.
+#[tokio::test]
+async fn a_number_near_the_float_limit_is_stored_and_read_back() {
+    let app = TestApp::spawn().await;
+    let token = app.issuer.token("org_acme", "read:data write:data");
+    let res = app
+        .http
+        .post(app.url("/orgs/org_acme/data"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"name": "huge", "value": [1.7976931348623157e308, 5e-324]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = app.get("/orgs/org_acme/data", Some(&token)).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["records"][0]["value"],
+        json!([1.7976931348623157e308, 5e-324])
+    );
+}
+
+/// The test above runs with the test-only dependencies, and one of them (jsonschema) switches
+/// on serde_json's exact float parsing for the whole test build: it would pass even if the
+/// service itself lacked it. So the service's own dependency must ask for it (and the
+/// schemathesis run, which builds the binary alone, stores and reads such a number first).
+#[test]
+fn the_service_itself_parses_floats_exactly() {
+    let manifest = include_str!("../../Cargo.toml");
+    let dependencies = manifest
+        .split("\n[dependencies]\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [dependencies] table");
+    let serde_json = dependencies
+        .lines()
+        .find(|l| l.starts_with("serde_json "))
+        .expect("serde_json is a dependency");
+    assert!(serde_json.contains("\"float_roundtrip\""), "{serde_json}");
+}

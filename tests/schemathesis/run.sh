@@ -121,6 +121,17 @@ TARGET_CLIENT_ID=$(curl -fsS -X POST "$BASE/admin/apps" \
     python3 -c 'import json, sys; print(json.load(sys.stdin)["client_id"])')
 export ORG_TOKEN ADMIN_TOKEN CLIENT_ID CLIENT_SECRET TARGET_CLIENT_ID
 
+# A number jsonb writes back in 309 digits must read back (this binary is built without the
+# test-only dependencies, which switch exact float parsing on for `cargo test` builds).
+curl -fsS -X POST "$BASE/orgs/org_acme/data" -o /dev/null \
+    -H "Authorization: Bearer $ORG_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name": "near the float limit", "value": [1.7976931348623157e308, 5e-324]}'
+curl -fsS "$BASE/orgs/org_acme/data?limit=1000" -H "Authorization: Bearer $ORG_TOKEN" |
+    python3 -c '
+import json, sys
+values = [r["value"] for r in json.load(sys.stdin)["records"]]
+assert [1.7976931348623157e308, 5e-324] in values, values'
+
 # 5. schemathesis. Credentials per security scheme of the document; the resource API's
 # operations get the token's own organization (another one is a 403 every time).
 cat >"$WORK/schemathesis.toml" <<'EOF'
