@@ -79,9 +79,10 @@ impl std::fmt::Display for TokenError {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    #[schema(value_type = String, examples("Bearer"))]
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,

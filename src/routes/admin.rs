@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::extractor::bearer_token;
@@ -104,17 +105,19 @@ fn created(value: impl serde::Serialize) -> HttpResponse {
     HttpResponse::Created().json(value)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateApi {
+pub struct CreateApi {
     audience: Audience,
     name: ApiName,
     #[serde(default)]
     scopes: Vec<ScopeDef>,
     /// Seconds.
     #[serde(default)]
+    #[schema(value_type = Option<u32>, minimum = 60, maximum = 86400)]
     token_lifetime: Option<TokenLifetime>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, examples("RS256", "ES256", "EdDSA"))]
     signing_alg: Option<SigningAlgorithm>,
 }
 
@@ -142,9 +145,9 @@ async fn create_api(
     Ok(created(api))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddScope {
+pub struct AddScope {
     audience: String,
     name: ScopeName,
     #[serde(default)]
@@ -169,9 +172,9 @@ async fn add_scope(
     .await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateOrg {
+pub struct CreateOrg {
     code: OrgCode,
     name: OrgName,
 }
@@ -192,9 +195,9 @@ async fn create_org(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddUser {
+pub struct AddUser {
     email: Email,
     name: UserName,
 }
@@ -213,9 +216,9 @@ async fn add_user(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateApp {
+pub struct CreateApp {
     name: AppName,
     #[serde(default)]
     org_code: Option<OrgCode>,
@@ -238,9 +241,9 @@ async fn create_app(
         .json(app))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Authorize {
+pub struct Authorize {
     audience: String,
     scopes: String,
 }
@@ -262,9 +265,10 @@ async fn authorize(
     .await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Rotate {
+pub struct Rotate {
+    /// How long the old secret keeps working: `30s`, `10m`, `24h` (default: it stops at once).
     #[serde(default)]
     grace: Option<String>,
 }
@@ -313,9 +317,9 @@ async fn delete_app(
     Ok(ok(catalogue::delete_app(&issuer.pool, &path).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenIn {
+pub struct TokenIn {
     audience: String,
     #[serde(default)]
     scope: Option<String>,

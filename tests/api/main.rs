@@ -14,6 +14,7 @@ mod issuer;
 mod jwks;
 mod metrics;
 mod migrations;
+mod openapi;
 mod records;
 mod second_wall;
 mod settings;
