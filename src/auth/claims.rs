@@ -72,10 +72,10 @@ pub fn split_scopes(s: &str) -> Vec<String> {
 }
 
 /// Records keys seen so far and fails on a repeat.
-struct SeenKeys(Vec<String>);
+pub(crate) struct SeenKeys(pub(crate) Vec<String>);
 
 impl SeenKeys {
-    fn insert<E: de::Error>(&mut self, key: &str) -> Result<(), E> {
+    pub(crate) fn insert<E: de::Error>(&mut self, key: &str) -> Result<(), E> {
         if self.0.iter().any(|k| k == key) {
             return Err(E::custom(format_args!("duplicate member `{key}`")));
         }

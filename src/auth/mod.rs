@@ -7,6 +7,8 @@
 mod algorithm;
 pub mod claims;
 pub mod extractor;
+pub mod jose;
+pub mod jwk;
 pub mod jwks;
 pub mod scope;
 pub mod verifier;
