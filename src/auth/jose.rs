@@ -8,7 +8,7 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::claims::SeenKeys;
@@ -107,9 +107,7 @@ impl<'a> CompactJws<'a> {
             return Err(JwsError::TooLong);
         }
         let (signing_input, signature_b64) = token.rsplit_once('.').ok_or(JwsError::Malformed)?;
-        let (header_b64, claims_b64) = signing_input
-            .split_once('.')
-            .ok_or(JwsError::Malformed)?;
+        let (header_b64, claims_b64) = signing_input.split_once('.').ok_or(JwsError::Malformed)?;
         if claims_b64.contains('.') {
             return Err(JwsError::Malformed);
         }
@@ -234,7 +232,10 @@ mod tests {
         let parsed = CompactJws::parse(&t, 8192).unwrap();
         assert_eq!(parsed.header["alg"], "ES256");
         assert_eq!(parsed.signature(), b"sig");
-        assert_eq!(parsed.signing_input(), t.rsplit_once('.').unwrap().0.as_bytes());
+        assert_eq!(
+            parsed.signing_input(),
+            t.rsplit_once('.').unwrap().0.as_bytes()
+        );
 
         assert_eq!(CompactJws::parse(&t, 10).err(), Some(JwsError::TooLong));
         for bad in [

@@ -57,7 +57,9 @@ pub enum JwkError {
     InKey { index: usize, error: Box<JwkError> },
     #[error("two keys have the kid `{0}`")]
     DuplicateKid(String),
-    #[error("the key has the private member `{0}`: register only the public key (and replace this one, it has been exposed)")]
+    #[error(
+        "the key has the private member `{0}`: register only the public key (and replace this one, it has been exposed)"
+    )]
     PrivateMember(&'static str),
     #[error("`{0}` is missing")]
     Missing(&'static str),
@@ -69,7 +71,9 @@ pub enum JwkError {
     UnsupportedKeyType(String),
     #[error("curve `{0}` is not accepted (P-256 for EC, Ed25519 for OKP)")]
     UnsupportedCurve(String),
-    #[error("the RSA modulus must be {MIN_RSA_BITS} to {MAX_RSA_BITS} bits, without leading zero octets")]
+    #[error(
+        "the RSA modulus must be {MIN_RSA_BITS} to {MAX_RSA_BITS} bits, without leading zero octets"
+    )]
     RsaModulus,
     #[error("the RSA exponent must be odd, at least 3 and below 2^32, without leading zero octets")]
     RsaExponent,
@@ -122,10 +126,17 @@ impl KeyType {
 
 /// The key material, decoded and checked.
 enum Material {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// Uncompressed SEC1 point: 0x04 || x || y.
-    Ec { point: Vec<u8> },
-    Okp { x: Vec<u8> },
+    Ec {
+        point: Vec<u8>,
+    },
+    Okp {
+        x: Vec<u8>,
+    },
 }
 
 /// A client's public key, ready to verify: one parsed aws-lc key per algorithm it allows.
@@ -189,7 +200,10 @@ impl PublicJwk {
             return Err(JwkError::Use);
         }
         if let Some(ops) = jwk.get("key_ops") {
-            if ops.as_array().is_none_or(|ops| ops.len() != 1 || ops[0] != "verify") {
+            if ops
+                .as_array()
+                .is_none_or(|ops| ops.len() != 1 || ops[0] != "verify")
+            {
                 return Err(JwkError::KeyOps);
             }
         }
@@ -501,8 +515,8 @@ pub(crate) mod test_keys {
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
     use aws_lc_rs::signature::{
-        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
-        RSA_PKCS1_SHA256, RSA_PSS_SHA256,
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+        RSA_PSS_SHA256,
     };
     use serde_json::{Value, json};
 
@@ -583,7 +597,8 @@ pub(crate) mod test_keys {
     pub fn ec() -> TestKey {
         let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         let point = pair.public_key().as_ref();
-        let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])});
+        let jwk =
+            json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])});
         let pkcs8 = pair.to_pkcs8v1().unwrap().as_ref().to_vec();
         TestKey {
             pair: Pair::Ec(pair),
@@ -608,7 +623,7 @@ pub(crate) mod test_keys {
 mod tests {
     use super::test_keys::{ec, ed25519, rsa};
     use super::*;
-    use SigningAlgorithm::{EdDSA, ES256, PS256, RS256};
+    use SigningAlgorithm::{ES256, EdDSA, PS256, RS256};
 
     /// RFC 7638 §3.1's example key, and the thumbprint the RFC gives for it.
     const RFC7638_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
@@ -625,8 +640,9 @@ mod tests {
 
     #[test]
     fn the_rfc7638_example_has_the_rfcs_thumbprint_and_keeps_its_kid() {
-        let key = parse(json!({"kty":"RSA","n":RFC7638_N,"e":"AQAB","alg":"RS256","kid":"2011-04-29"}))
-            .unwrap();
+        let key =
+            parse(json!({"kty":"RSA","n":RFC7638_N,"e":"AQAB","alg":"RS256","kid":"2011-04-29"}))
+                .unwrap();
         assert_eq!(key.thumbprint(), RFC7638_THUMBPRINT);
         assert_eq!(key.kid(), "2011-04-29");
         assert!(key.allows(RS256) && !key.allows(PS256), "alg pins RS256");
@@ -686,10 +702,19 @@ mod tests {
         let ec = ec();
         let text = ec.jwk.to_string();
         let doubled = text.replacen('{', r#"{"kty":"RSA","#, 1);
-        assert!(matches!(PublicJwk::parse(doubled.as_bytes()), Err(JwkError::Json(_))));
+        assert!(matches!(
+            PublicJwk::parse(doubled.as_bytes()),
+            Err(JwkError::Json(_))
+        ));
         let escaped = text.replacen('{', r#"{"\u0078":"AAAA","#, 1);
-        assert!(matches!(PublicJwk::parse(escaped.as_bytes()), Err(JwkError::Json(_))));
-        assert!(matches!(PublicJwks::parse(format!(r#"{{"keys":[{text}],"keys":[]}}"#).as_bytes()), Err(JwkError::Json(_))));
+        assert!(matches!(
+            PublicJwk::parse(escaped.as_bytes()),
+            Err(JwkError::Json(_))
+        ));
+        assert!(matches!(
+            PublicJwks::parse(format!(r#"{{"keys":[{text}],"keys":[]}}"#).as_bytes()),
+            Err(JwkError::Json(_))
+        ));
     }
 
     #[test]
@@ -830,15 +855,29 @@ mod tests {
             );
         }
         assert!(parse(with(key.clone(), "use", json!("sig"))).is_ok());
-        assert_eq!(parse(with(key.clone(), "use", json!("enc"))).unwrap_err(), JwkError::Use);
+        assert_eq!(
+            parse(with(key.clone(), "use", json!("enc"))).unwrap_err(),
+            JwkError::Use
+        );
         assert!(parse(with(key.clone(), "key_ops", json!(["verify"]))).is_ok());
-        for ops in [json!(["sign"]), json!(["verify", "sign"]), json!("verify"), json!([])] {
-            assert_eq!(parse(with(key.clone(), "key_ops", ops)).unwrap_err(), JwkError::KeyOps);
+        for ops in [
+            json!(["sign"]),
+            json!(["verify", "sign"]),
+            json!("verify"),
+            json!([]),
+        ] {
+            assert_eq!(
+                parse(with(key.clone(), "key_ops", ops)).unwrap_err(),
+                JwkError::KeyOps
+            );
         }
         for kid in [json!(""), json!("a b"), json!("x".repeat(129)), json!(7)] {
             assert!(parse(with(key.clone(), "kid", kid)).is_err());
         }
-        assert_eq!(parse(json!({"n":"x"})).unwrap_err(), JwkError::Missing("kty"));
+        assert_eq!(
+            parse(json!({"n":"x"})).unwrap_err(),
+            JwkError::Missing("kty")
+        );
     }
 
     #[test]
@@ -854,10 +893,19 @@ mod tests {
 
     #[test]
     fn stored_form_carries_public_members_and_kid_only() {
-        let key = with(with(ec().jwk, "x5u", json!("https://evil/")), "use", json!("sig"));
+        let key = with(
+            with(ec().jwk, "x5u", json!("https://evil/")),
+            "use",
+            json!("sig"),
+        );
         let parsed = parse(key).unwrap();
         let stored = parsed.to_json();
-        let mut names: Vec<&str> = stored.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = stored
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         names.sort_unstable();
         assert_eq!(names, ["crv", "kid", "kty", "use", "x", "y"]);
         let again = PublicJwk::parse(stored.to_string().as_bytes()).unwrap();
@@ -868,7 +916,12 @@ mod tests {
     #[test]
     fn a_key_set_is_one_to_ten_keys_with_unique_kids() {
         let (a, b) = (ec().jwk, ed25519().jwk);
-        let set = PublicJwks::parse(json!({"keys":[a.clone(), b.clone()]}).to_string().as_bytes()).unwrap();
+        let set = PublicJwks::parse(
+            json!({"keys":[a.clone(), b.clone()]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(set.keys().len(), 2);
         let kid_b = set.keys()[1].kid().to_owned();
         assert!(set.get(&kid_b).is_some());
@@ -882,19 +935,35 @@ mod tests {
         assert_eq!(single.keys().len(), 1);
 
         let parse_set = |v: Value| PublicJwks::parse(v.to_string().as_bytes());
-        assert_eq!(parse_set(json!({"keys":[]})).unwrap_err(), JwkError::KeyCount(0));
+        assert_eq!(
+            parse_set(json!({"keys":[]})).unwrap_err(),
+            JwkError::KeyCount(0)
+        );
         let eleven: Vec<Value> = (0..11).map(|_| ec().jwk).collect();
-        assert_eq!(parse_set(json!({"keys":eleven})).unwrap_err(), JwkError::KeyCount(11));
+        assert_eq!(
+            parse_set(json!({"keys":eleven})).unwrap_err(),
+            JwkError::KeyCount(11)
+        );
         assert_eq!(
             parse_set(json!({"keys":[a.clone(), a.clone()]})).unwrap_err(),
             JwkError::DuplicateKid(single.keys()[0].kid().into())
         );
-        assert_eq!(parse_set(json!({"keys":a.clone()})).unwrap_err(), JwkError::KeysNotArray);
-        let err = parse_set(json!({"keys":[b.clone(), with(a.clone(), "d", json!("x"))]})).unwrap_err();
-        assert_eq!(err.to_string(), "keys[1]: ".to_owned() + &JwkError::PrivateMember("d").to_string());
+        assert_eq!(
+            parse_set(json!({"keys":a.clone()})).unwrap_err(),
+            JwkError::KeysNotArray
+        );
+        let err =
+            parse_set(json!({"keys":[b.clone(), with(a.clone(), "d", json!("x"))]})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "keys[1]: ".to_owned() + &JwkError::PrivateMember("d").to_string()
+        );
         assert_eq!(
             parse_set(json!({"keys":[1]})).unwrap_err(),
-            JwkError::InKey { index: 0, error: Box::new(JwkError::NotAnObject) }
+            JwkError::InKey {
+                index: 0,
+                error: Box::new(JwkError::NotAnObject)
+            }
         );
         assert!(matches!(PublicJwks::parse(b"[]"), Err(JwkError::Json(_))));
     }

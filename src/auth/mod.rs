@@ -5,6 +5,7 @@
 //! [`OrgContext`] for the route's declared [`scope::Scope`].
 
 mod algorithm;
+pub mod assertion;
 pub mod claims;
 pub mod extractor;
 pub mod jose;
