@@ -156,10 +156,9 @@ pub fn verify(
     if exp > now + (MAX_LIFETIME_SECS + LEEWAY_SECS) as f64 {
         return Err(AssertionError::LivesTooLong);
     }
-    if let Some(nbf) = jose::opt_numeric_date(claims, "nbf").map_err(AssertionError::BadClaim)? {
-        if nbf > now + leeway {
-            return Err(AssertionError::NotYetValid);
-        }
+    let nbf = jose::opt_numeric_date(claims, "nbf").map_err(AssertionError::BadClaim)?;
+    if nbf.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(AssertionError::NotYetValid);
     }
     jose::opt_numeric_date(claims, "iat").map_err(AssertionError::BadClaim)?;
     let jti = claim_str("jti")?;
@@ -167,10 +166,8 @@ pub fn verify(
         return Err(AssertionError::BadClaim("jti"));
     }
 
-    if let Some(kid) = kid {
-        if keys.get(kid).is_none() {
-            return Err(AssertionError::UnknownKey);
-        }
+    if kid.is_some_and(|kid| keys.get(kid).is_none()) {
+        return Err(AssertionError::UnknownKey);
     }
     let mut candidates = keys.candidates(kid, alg).peekable();
     if candidates.peek().is_none() {

@@ -199,13 +199,9 @@ impl PublicJwk {
         if key_use.is_some_and(|u| u != "sig") {
             return Err(JwkError::Use);
         }
-        if let Some(ops) = jwk.get("key_ops") {
-            if ops
-                .as_array()
-                .is_none_or(|ops| ops.len() != 1 || ops[0] != "verify")
-            {
-                return Err(JwkError::KeyOps);
-            }
+        let key_ops = jwk.get("key_ops").map(Value::as_array);
+        if key_ops.is_some_and(|ops| ops.is_none_or(|ops| ops.len() != 1 || ops[0] != "verify")) {
+            return Err(JwkError::KeyOps);
         }
         let alg = match optional_str(jwk, "alg")? {
             None => None,

@@ -7,6 +7,7 @@
 mod algorithm;
 pub mod assertion;
 pub mod claims;
+pub mod dpop;
 pub mod extractor;
 pub mod jose;
 pub mod jwk;
