@@ -549,4 +549,41 @@ mod tests {
             );
         }
     }
+
+    /// Assertions made by Authlib 1.9 (`authlib.oauth2.rfc7523.PrivateKeyJWT`, which signs
+    /// with joserfc: `typ: JWT`, no `kid`, `iat`, `exp` one hour later, a random `jti`),
+    /// with the public half of the key each was signed with.
+    const AUTHLIB_ASSERTIONS: [(&str, &str); 3] = [
+        (
+            r#"{"n": "lrg4Grq0eEicd9-QY9HeZcSSqHt0n8zYrnXKV8WGHXu4fNRuuuXGz8OIDaGmwFSjQTXun7LKH9ha8sD_Tyd29tOXyeppLct2kZj6vK_SaHMAf4EehDAIYB0iZ0qM5F8Xty6R9cJHCNWmcGPYdM_VgMgt2znpOI1xsYjaQ3XBiI4LCFAgRpw1e1jp95t6B-SmRZ037bl26jCslIVuKYIatGEOMw90opXNQmvXMRvWZQCsFy6hcoNYKutnPDIRVMYXXug1aOSfWYVgpHl1_zu97PiC6pk9x4v-Ru8X5EbGsAQZAHqEoAclP6hT09OsCqe1qTueRYT9Xy0zun0UhD0Fhw", "e": "AQAB", "kty": "RSA"}"#,
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJhcHBfN2YzYyIsImF1ZCI6Imh0dHBzOi8vYXV0aC5leGFtcGxlLmNvbS9vYXV0aDIvdG9rZW4iLCJzdWIiOiJhcHBfN2YzYyIsImlhdCI6MTc5NjE0MDM1MCwiZXhwIjoxNzk2MTQzOTUwLCJqdGkiOiI0SkIzZTVBUUFCTHJrM3N5VDh6WER5VmtHZkU2VHJsWmZwaWoifQ.lXKm0hkPk0_v-gDO5s2tFwbNBq6AfrjuqUluEwOhafcJfeeBCGtJ8MDpI7mCpx7M3nX-WiX_unHsnftCmJc_kY17sKGl3sS8ASEB29-byye5uluzjsnv885wP1fxkOLGFnbgoOkoryvRSm2c_YezWMSFzv13oEufXS2O1XaGeQGgUVWSG28maPBgqOSyamGGV_sfTFslhIhc5t5dyS3dn3btIibFGNuaoZmP_xdSHOHX1qNXVcCzOTNWE4vUY4FvkCbBq9rOFnFwcxoyZMmn4UKCJhAFtrS7VSox47myX-1Ij7dnzOQpiJohv3o-_2o9VwfhyzfLWhIUPB5JTbI0gw",
+        ),
+        (
+            r#"{"crv": "P-256", "x": "Glhn8ejKoad1_wVUDtHS2oHh7KzcA9vXpvVVofvxCc4", "y": "DVfyE8ZtzMeQpOkSgprVfkJaIC0t5gKSUFiozjUBYS4", "kty": "EC"}"#,
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJhcHBfN2YzYyIsImF1ZCI6Imh0dHBzOi8vYXV0aC5leGFtcGxlLmNvbS9vYXV0aDIvdG9rZW4iLCJzdWIiOiJhcHBfN2YzYyIsImlhdCI6MTc5NjE0MDM1MCwiZXhwIjoxNzk2MTQzOTUwLCJqdGkiOiJnRjN1UDZlSVNVdjRPSGtvTDhSNUJSQldCNUcyTTYzMUxJWmsifQ.kJC6hSxAyEj-exrhKtV_i96F3ZcCZwgKc5SzJZmE99Tvp99xHKW69UaslIDK0YnQvPybeAZA_9fMkAPNm2-9mg",
+        ),
+        (
+            r#"{"crv": "Ed25519", "x": "zx4TXr4KmrF3y8b8me4zEyWQ5gmslioygVmgMs3oskU", "kty": "OKP"}"#,
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJpc3MiOiJhcHBfN2YzYyIsImF1ZCI6Imh0dHBzOi8vYXV0aC5leGFtcGxlLmNvbS9vYXV0aDIvdG9rZW4iLCJzdWIiOiJhcHBfN2YzYyIsImlhdCI6MTc5NjE0MDM1MCwiZXhwIjoxNzk2MTQzOTUwLCJqdGkiOiJId3ZaOGF4aFNqRmFqeFVoVVhWdDBYT2lzYmxYbGlWQkU1alYifQ.8f0yVNphQh7z4TG121GZjC2gbPMvMbPdK95g2siL_8mD36wrqeI2rQcrzCNKm3uzhiG2NwL2pZzvJBhNjEp9AA",
+        ),
+    ];
+
+    #[test]
+    fn assertions_made_by_authlib_verify() {
+        for (jwk, assertion) in AUTHLIB_ASSERTIONS {
+            let keys = PublicJwks::parse(jwk.as_bytes()).unwrap();
+            let at_issue = Expected {
+                now: 1796140350,
+                ..expected()
+            };
+            let ok = verify(assertion, &keys, &at_issue).unwrap();
+            assert_eq!(ok.exp, 1796140350 + 3600);
+            assert_eq!(peek_issuer(assertion).as_deref(), Some(CLIENT));
+            let later = Expected {
+                now: 1796140350 + 3600 + 61,
+                ..expected()
+            };
+            assert_eq!(verify(assertion, &keys, &later), Err(E::Expired));
+        }
+    }
 }
