@@ -12,12 +12,19 @@ use crate::error::ApiError;
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
 
+impl BodyLimit {
+    /// The limit registered for this request's app (BODY_LIMIT), 64 KiB if none is.
+    pub fn of(req: &HttpRequest) -> usize {
+        req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0)
+    }
+}
+
 /// Checks the content type, reads at most the body limit, and parses JSON into `T`.
 pub async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
     mut payload: web::Payload,
 ) -> Result<T, ApiError> {
-    let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
+    let limit = BodyLimit::of(req);
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

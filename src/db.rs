@@ -112,3 +112,15 @@ impl Drop for Tx {
         }
     }
 }
+
+/// One round trip to the database (readiness).
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1").execute(pool).await.map(drop)
+}
+
+/// The versions of the migrations applied successfully.
+pub async fn applied_migrations(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("select version from _sqlx_migrations where success")
+        .fetch_all(pool)
+        .await
+}

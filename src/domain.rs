@@ -1,11 +1,59 @@
-//! Inputs parsed into types that cannot hold a bad value ("parse, don't validate").
+//! Inputs parsed into types that cannot hold a bad value ("parse, don't validate"). Each rule
+//! lives here once; the command line (clap value parsers, through `FromStr`), the admin API
+//! (serde, through `TryFrom<String>`) and the catalogue all use these types.
 
 use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Implements `FromStr`, `TryFrom<String>`, `Display`, `as_str` and serde for a string newtype
+/// whose `parse(&str) -> Result<Self, String>` holds the rule.
+macro_rules! string_type {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::parse(&s)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
 
 /// An organization code: 1–100 of `A-Z a-z 0-9 _ - .`, as Kinde's `org_1a2b3c` and Auth0's
 /// `org_AbC123` are. The narrow alphabet also keeps it safe inside a SQL literal.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OrgCode(String);
 
 impl OrgCode {
@@ -26,17 +74,9 @@ impl OrgCode {
         }
         Ok(Self(s.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for OrgCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_type!(OrgCode);
 
 /// A record's name: 1–200 characters (Unicode scalar values, not bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +104,174 @@ impl RecordName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The rule every catalogue name follows (an API's, an organization's, an app's, a user's):
+/// 1–200 characters, not blank.
+const NAME_MAX_CHARS: usize = 200;
+
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() || s.chars().count() > NAME_MAX_CHARS || s.contains('\0') {
+        return Err(format!("name must be 1 to {NAME_MAX_CHARS} characters"));
+    }
+    Ok(s.to_owned())
+}
+
+macro_rules! name_type {
+    ($($(#[$doc:meta])* $ty:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Debug, PartialEq, Eq)]
+            pub struct $ty(String);
+
+            impl $ty {
+                pub fn parse(s: &str) -> Result<Self, String> {
+                    parse_name(s).map(Self)
+                }
+            }
+
+            string_type!($ty);
+        )*
+    };
+}
+
+name_type! {
+    /// An API's display name.
+    ApiName,
+    /// An organization's display name.
+    OrgName,
+    /// An M2M application's name.
+    AppName,
+    /// An organization user's name.
+    UserName,
+}
+
+/// An API's audience, matched exactly (case-sensitive): 1–2048 bytes, no whitespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audience(String);
+
+impl Audience {
+    pub const MAX_LEN: usize = 2048;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty()
+            || s.len() > Self::MAX_LEN
+            || s.chars().any(|c| c.is_whitespace() || c == '\0')
+        {
+            return Err(format!(
+                "audience must be 1 to {} characters without spaces",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+string_type!(Audience);
+
+/// A scope name as RFC 6749 §3.3 defines a scope-token (at most 128 bytes here).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScopeName(String);
+
+impl ScopeName {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "scope '{}' must be 1 to {} printable ASCII characters without spaces, quotes or backslashes",
+                s.chars().take(40).collect::<String>(),
+                Self::MAX_LEN
+            ))
+        }
+    }
+}
+
+string_type!(ScopeName);
+
+/// A scope with its description, written `NAME[=DESCRIPTION]` on the command line.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeDef {
+    pub name: ScopeName,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl FromStr for ScopeDef {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, String> {
+        let (name, description) = arg.split_once('=').unwrap_or((arg, ""));
+        Ok(Self {
+            name: ScopeName::parse(name.trim())?,
+            description: description.trim().to_owned(),
+        })
+    }
+}
+
+/// An e-mail address, loosely: 3–320 bytes around an `@`, no whitespace; surrounding spaces
+/// are dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.len() < 3
+            || s.len() > 320
+            || !s.contains('@')
+            || s.chars().any(|c| c.is_whitespace() || c == '\0')
+        {
+            return Err("email must look like name@example.com".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+string_type!(Email);
+
+/// An API's access-token lifetime: 60 s to 24 h. Written like `1h` or `90s` on the command
+/// line, as whole seconds in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenLifetime(Duration);
+
+impl TokenLifetime {
+    pub const MIN: Duration = Duration::from_secs(60);
+    pub const MAX: Duration = Duration::from_secs(86_400);
+
+    pub fn new(d: Duration) -> Result<Self, String> {
+        if (Self::MIN.as_secs()..=Self::MAX.as_secs()).contains(&d.as_secs()) {
+            Ok(Self(d))
+        } else {
+            Err("token lifetime must be between 60s and 24h".into())
+        }
+    }
+
+    pub fn as_secs(self) -> u32 {
+        self.0.as_secs() as u32
+    }
+}
+
+impl FromStr for TokenLifetime {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::new(crate::config::parse_duration(s)?)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TokenLifetime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let secs = u64::deserialize(d)?;
+        Self::new(Duration::from_secs(secs)).map_err(serde::de::Error::custom)
     }
 }
 
@@ -95,5 +303,74 @@ mod tests {
         assert!(RecordName::parse(String::new()).is_err());
         assert!(RecordName::parse("   ".into()).is_err());
         assert!(RecordName::parse("a\0b".into()).is_err());
+    }
+
+    #[test]
+    fn catalogue_names_are_1_to_200_characters_and_not_blank() {
+        assert!(AppName::parse("Acme Corp API Client").is_ok());
+        assert!(ApiName::parse(&"é".repeat(200)).is_ok());
+        assert!(OrgName::parse(&"é".repeat(201)).is_err());
+        assert!(UserName::parse("  ").is_err());
+        assert!(AppName::parse("").is_err());
+    }
+
+    #[test]
+    fn audiences_are_exact_strings_without_spaces() {
+        assert_eq!(
+            Audience::parse("https://api.yourapp.com").unwrap().as_str(),
+            "https://api.yourapp.com"
+        );
+        for bad in ["", "a b", "a\tb", &"a".repeat(2049)] {
+            assert!(Audience::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scope_names_are_rfc_6749_scope_tokens() {
+        assert!(ScopeName::parse("read:data").is_ok());
+        assert!(ScopeName::parse("!#[]~").is_ok());
+        for bad in ["", "a b", "a\"b", "a\\b", "é", &"a".repeat(129)] {
+            assert!(ScopeName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scope_definitions_read_name_equals_description() {
+        let def: ScopeDef = "read:data = Read records".parse().unwrap();
+        assert_eq!(def.name.as_str(), "read:data");
+        assert_eq!(def.description, "Read records");
+        let bare: ScopeDef = "write:data".parse().unwrap();
+        assert_eq!(bare.description, "");
+        assert!("bad scope=x".parse::<ScopeDef>().is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse(" ada@acme.test ").unwrap().as_str(),
+            "ada@acme.test"
+        );
+        for bad in ["", "ab", "no-at-sign", "a b@c.d"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_lifetimes_are_60s_to_24h() {
+        assert_eq!("1h".parse::<TokenLifetime>().unwrap().as_secs(), 3600);
+        assert_eq!("60s".parse::<TokenLifetime>().unwrap().as_secs(), 60);
+        assert_eq!("24h".parse::<TokenLifetime>().unwrap().as_secs(), 86_400);
+        for bad in ["59s", "25h", "soon", ""] {
+            assert!(bad.parse::<TokenLifetime>().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<TokenLifetime>("3600").is_ok());
+        assert!(serde_json::from_str::<TokenLifetime>("30").is_err());
+    }
+
+    #[test]
+    fn typed_values_deserialize_through_their_rules() {
+        assert!(serde_json::from_str::<Audience>(r#""https://a""#).is_ok());
+        assert!(serde_json::from_str::<Audience>(r#""a b""#).is_err());
+        assert!(serde_json::from_str::<OrgCode>(r#""org;drop""#).is_err());
     }
 }

@@ -4,8 +4,10 @@
 
 pub mod auth;
 pub mod body;
-pub mod cli;
+pub mod client_addr;
+pub mod commands;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -1,11 +1,12 @@
 use clap::Parser;
 
-use orgwall::cli::{self, Cli};
-use orgwall::config::Settings;
+use orgwall::commands::{self, Cli};
+use orgwall::config::{LogFormat, Settings};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Before logging exists: a bad setting is one plain line on stderr.
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
@@ -13,9 +14,11 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let json_logs = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    orgwall::telemetry::init(json_logs, std::io::stderr);
-    match cli::run(cli, settings).await {
+    orgwall::telemetry::init(settings.log_format == LogFormat::Json, std::io::stderr);
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
+    match commands::run(cli, settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line: the context chain, outermost first.

@@ -10,7 +10,7 @@ use aws_lc_rs::{digest, hmac, pbkdf2};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 /// A role name we are willing to put in SQL: lower-case identifier, at most 63 bytes.
 pub fn parse_role_name(name: &str) -> anyhow::Result<&str> {
@@ -20,13 +20,75 @@ pub fn parse_role_name(name: &str) -> anyhow::Result<&str> {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok && !name.starts_with("pg_") && !name.starts_with("orgwall_tenant") {
+    // The group roles are shared by every orgwall database on the server: `migrate` would give
+    // one of them LOGIN and a password.
+    if ok
+        && !name.starts_with("pg_")
+        && !name.starts_with("orgwall_tenant")
+        && !GROUP_ROLES.contains(&name)
+    {
         Ok(name)
     } else {
         Err(anyhow!(
-            "DATABASE_RUNTIME_ROLE: `{name}` must be a lower-case identifier (a-z, 0-9, _), not pg_*"
+            "DATABASE_RUNTIME_ROLE: `{name}` must be a lower-case identifier (a-z, 0-9, _), not pg_*, orgwall_tenant or orgwall_issuer"
         ))
     }
+}
+
+/// The group roles the migrations create and grant privileges to. Roles are cluster-wide, so on
+/// a shared server another database, or an administrator, may have created them first.
+pub const GROUP_ROLES: [&str; 2] = ["orgwall_tenant", "orgwall_issuer"];
+
+/// The attributes of an existing role that decide whether orgwall may use it as a group role:
+/// one row of `pg_roles`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RoleAttributes {
+    pub rolname: String,
+    pub rolcanlogin: bool,
+    pub rolsuper: bool,
+    pub rolbypassrls: bool,
+    pub rolcreaterole: bool,
+}
+
+/// Refuses a group role that could log in itself, bypass RLS or hand out roles: orgwall grants
+/// it the tenant tables or the issuer's catalogue (signing keys included), so such a role would
+/// carry those rights past both walls. The error is one line naming the role.
+pub fn check_group_role(role: &RoleAttributes) -> anyhow::Result<()> {
+    let unsafe_attributes: Vec<&str> = [
+        (role.rolcanlogin, "LOGIN"),
+        (role.rolsuper, "SUPERUSER"),
+        (role.rolbypassrls, "BYPASSRLS"),
+        (role.rolcreaterole, "CREATEROLE"),
+    ]
+    .into_iter()
+    .filter_map(|(has, attribute)| has.then_some(attribute))
+    .collect();
+    if unsafe_attributes.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "{}: existing role has {}; refusing to use it",
+            role.rolname,
+            unsafe_attributes.join(", ")
+        ))
+    }
+}
+
+/// Checks every role of `names` that exists (in that order) with [`check_group_role`]; a role
+/// that does not exist yet passes, since the migrations create it with safe attributes.
+/// `migrate` passes [`GROUP_ROLES`] before it applies any migration.
+pub async fn check_group_roles(conn: &mut PgConnection, names: &[&str]) -> anyhow::Result<()> {
+    let roles: Vec<RoleAttributes> = sqlx::query_as(
+        "select rolname::text, rolcanlogin, rolsuper, rolbypassrls, rolcreaterole
+           from pg_roles
+          where rolname = any($1)
+          order by array_position($1, rolname::text)",
+    )
+    .bind(names)
+    .fetch_all(&mut *conn)
+    .await
+    .context("cannot read the attributes of orgwall's group roles")?;
+    roles.iter().try_for_each(check_group_role)
 }
 
 /// A SCRAM-SHA-256 verifier (RFC 5802, PostgreSQL's format), so that the password itself never
@@ -57,6 +119,78 @@ pub fn scram_verifier(password: &SecretString) -> String {
     )
 }
 
+/// The per-database step of `migrate` after the migrations: creates (or brings back into line)
+/// the runtime login role when one is configured, then [`restrict_connect`].
+pub async fn secure_database(
+    conn: &mut PgConnection,
+    runtime_role: Option<&(String, SecretString)>,
+) -> anyhow::Result<()> {
+    if let Some((name, password)) = runtime_role {
+        ensure_runtime_role(conn, name, password).await?;
+    }
+    restrict_connect(conn, runtime_role.map(|(name, _)| name.as_str())).await
+}
+
+/// Only the database's owner, the role running this, and `runtime_role` may connect to the
+/// current database: CONNECT is revoked from PUBLIC. Roles are cluster-wide and every runtime
+/// role is a member of `orgwall_issuer`, which holds the signing keys of every orgwall database
+/// on the server; without this, one deployment's runtime role could read another's keys.
+/// Idempotent. Database-level privileges are not copied by `create database ... template`, so
+/// this runs for every database, after its migrations.
+pub async fn restrict_connect(
+    conn: &mut PgConnection,
+    runtime_role: Option<&str>,
+) -> anyhow::Result<()> {
+    let runtime_role = runtime_role.map(parse_role_name).transpose()?;
+    // The names are quoted by the server (`%I`): a database name may hold any character.
+    let statements: Vec<String> = sqlx::query_scalar(
+        "select s
+           from pg_database d,
+                unnest(array[
+                  format('revoke connect on database %I from public', d.datname),
+                  format('grant connect on database %I to %I', d.datname, pg_get_userbyid(d.datdba)),
+                  format('grant connect on database %I to %I', d.datname, current_user),
+                  case when $1::text is not null
+                    then format('grant connect on database %I to %I', d.datname, $1::text) end
+                ]) with ordinality as t(s, n)
+          where d.datname = current_database() and s is not null
+          order by n",
+    )
+    .bind(runtime_role)
+    .fetch_all(&mut *conn)
+    .await
+    .context("cannot read the database's name and owner")?;
+    let mut tx = conn.begin().await?;
+    for statement in statements {
+        sqlx::raw_sql(AssertSqlSafe(statement.as_str()))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("cannot restrict who may connect: `{statement}` failed"))?;
+    }
+    // REVOKE by a role that holds no grant option only warns: check what it did.
+    let public_can_connect: bool = sqlx::query_scalar(
+        "select exists (
+           select 1
+             from pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+            where d.datname = current_database()
+              and a.grantee = 0
+              and a.privilege_type = 'CONNECT')",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if public_can_connect {
+        return Err(anyhow!(
+            "cannot revoke CONNECT on the database from PUBLIC: run migrate as the database's owner or a superuser"
+        ));
+    }
+    tx.commit().await?;
+    tracing::info!(
+        runtime_role = runtime_role.unwrap_or("-"),
+        "only the owner and the runtime role may connect to the database"
+    );
+    Ok(())
+}
+
 /// Creates (or brings back into line) the runtime login role and grants it the two roles.
 /// Needs a migration role with CREATEROLE and admin rights on `orgwall_tenant`/`orgwall_issuer`
 /// (the owner that ran the migrations, or a superuser).
@@ -69,6 +203,18 @@ pub async fn ensure_runtime_role(
     if password.expose_secret().len() < 16 {
         return Err(anyhow!(
             "DATABASE_RUNTIME_PASSWORD: must be at least 16 characters"
+        ));
+    }
+    let is_owner_or_self: bool = sqlx::query_scalar(
+        "select $1 = current_user
+             or $1 = (select pg_get_userbyid(datdba) from pg_database where datname = current_database())",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?;
+    if is_owner_or_self {
+        return Err(anyhow!(
+            "DATABASE_RUNTIME_ROLE: `{name}` is the database's owner or the role migrate runs as; the runtime role must be a role of its own"
         ));
     }
     let exists: bool =
@@ -113,9 +259,60 @@ mod tests {
             "a-b",
             "x\"; drop",
             "orgwall_tenant",
+            "orgwall_issuer",
         ] {
             assert!(parse_role_name(bad).is_err(), "{bad}");
         }
+    }
+
+    fn role(name: &str) -> RoleAttributes {
+        RoleAttributes {
+            rolname: name.into(),
+            rolcanlogin: false,
+            rolsuper: false,
+            rolbypassrls: false,
+            rolcreaterole: false,
+        }
+    }
+
+    #[test]
+    fn a_group_role_without_dangerous_attributes_passes() {
+        assert!(check_group_role(&role("orgwall_issuer")).is_ok());
+    }
+
+    #[test]
+    fn a_group_role_with_any_dangerous_attribute_is_refused_in_one_line_naming_it() {
+        for name in GROUP_ROLES {
+            for attribute in ["LOGIN", "SUPERUSER", "BYPASSRLS", "CREATEROLE"] {
+                let mut attributes = role(name);
+                match attribute {
+                    "LOGIN" => attributes.rolcanlogin = true,
+                    "SUPERUSER" => attributes.rolsuper = true,
+                    "BYPASSRLS" => attributes.rolbypassrls = true,
+                    _ => attributes.rolcreaterole = true,
+                }
+                let err = check_group_role(&attributes).unwrap_err().to_string();
+                assert_eq!(
+                    err,
+                    format!("{name}: existing role has {attribute}; refusing to use it")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_dangerous_attribute_is_named_on_the_same_line() {
+        let all = RoleAttributes {
+            rolname: "orgwall_tenant".into(),
+            rolcanlogin: true,
+            rolsuper: true,
+            rolbypassrls: true,
+            rolcreaterole: true,
+        };
+        assert_eq!(
+            check_group_role(&all).unwrap_err().to_string(),
+            "orgwall_tenant: existing role has LOGIN, SUPERUSER, BYPASSRLS, CREATEROLE; refusing to use it"
+        );
     }
 
     #[test]

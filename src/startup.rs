@@ -16,10 +16,10 @@ use crate::body::BodyLimit;
 use crate::config::Settings;
 use crate::error::render_non_json_error;
 use crate::issuer::Issuer;
-use crate::issuer::admin::AdminToken;
+use crate::routes::admin::AdminToken;
 use crate::telemetry::OrgwallRootSpan;
-use crate::tenant::Db;
 use crate::{db, routes};
+use sqlx::PgPool;
 
 pub struct Application {
     port: u16,
@@ -30,7 +30,7 @@ pub struct Application {
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub db: Db,
+    pub db: PgPool,
     pub verifier: Arc<Verifier>,
     /// The built-in issuer, when `ISSUER_ENABLED`.
     pub issuer: Option<Arc<Issuer>>,
@@ -39,9 +39,8 @@ pub struct AppState {
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = db::pool(&settings).context("DATABASE_URL: cannot build the connection pool")?;
-        let db = Db::new(pool.clone());
         let issuer = match settings.issuer_enabled {
-            true => Some(Issuer::start(pool, &settings).await),
+            true => Some(Issuer::start(pool.clone(), &settings).await),
             false => None,
         };
         let keys = match &issuer {
@@ -65,7 +64,7 @@ impl AppState {
         );
         Ok(Self {
             settings: Arc::new(settings),
-            db,
+            db: pool,
             verifier: Arc::new(verifier),
             issuer,
         })
@@ -118,6 +117,7 @@ impl Application {
         let body_limit = BodyLimit(settings.body_limit);
         let issuer = state.issuer.clone().map(web::Data::from);
         let admin_token = settings.admin_token.clone().map(AdminToken);
+        let trusted_proxies = settings.trusted_proxies.clone();
 
         let mut server = HttpServer::new(move || {
             App::new()
@@ -140,15 +140,17 @@ impl Application {
                 .app_data(db.clone())
                 .app_data(verifier.clone())
                 .app_data(body_limit)
+                .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(body_limit.0))
                 .configure(routes::configure)
                 .configure(|cfg| {
                     if let Some(issuer) = &issuer {
                         cfg.app_data(issuer.clone())
-                            .configure(crate::issuer::configure);
+                            .configure(routes::configure_issuer);
                         if let Some(token) = &admin_token {
                             cfg.app_data(token.clone())
-                                .configure(crate::issuer::admin::configure);
+                                .configure(routes::admin::configure)
+                                .configure(crate::console::configure);
                         }
                     }
                 })

@@ -1,4 +1,4 @@
-//! Logging: `tracing` events to stderr, pretty or JSON (`LOG_FORMAT=json`), filtered by
+//! Logging: `tracing` events to stderr, pretty or JSON (the `LOG_FORMAT` setting), filtered by
 //! `RUST_LOG` (default `info`). Every event inside a request carries its request id, and the
 //! request span carries `org_code` and `client_id` once the token is verified. Tokens and
 //! secrets are never recorded.
@@ -10,6 +10,8 @@ use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::client_addr::TrustedProxies;
 
 /// Installs the global subscriber; later calls are no-ops (tests call it once per process).
 pub fn init<W>(json: bool, writer: W)
@@ -56,11 +58,15 @@ impl RootSpanBuilder for OrgwallRootSpan {
         };
         let request_id = request.extensions().get::<RequestId>().copied();
         let conn = request.connection_info();
-        // The peer address, as the brute-force limiter sees it: Forwarded/X-Forwarded-For are
-        // the client's word and would let it put another address in our logs.
+        // The peer address, or behind a trusted proxy the address it vouches for: otherwise
+        // X-Forwarded-For is the client's word and would let it put another address in our logs.
         let client_ip = request
             .peer_addr()
-            .map(|a| a.ip().to_string())
+            .map(|peer| match request.app_data::<TrustedProxies>() {
+                Some(proxies) => proxies.client_addr_from_headers(peer.ip(), request.headers()),
+                None => peer.ip(),
+            })
+            .map(|ip| ip.to_string())
             .unwrap_or_default();
         tracing::info_span!(
             "HTTP request",

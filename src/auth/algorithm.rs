@@ -75,6 +75,32 @@ impl SigningAlgorithm {
     pub fn from_jose(alg: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.name() == alg)
     }
+
+    /// [`Self::from_jose`] with an error that names the choices: the command line's value
+    /// parser and the serde form (JSON names an algorithm exactly as JOSE does).
+    pub fn parse_jose(alg: &str) -> Result<Self, String> {
+        Self::from_jose(alg).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|a| a.name()).collect();
+            format!(
+                "`{}` is not a JOSE algorithm name ({})",
+                alg.chars().take(40).collect::<String>(),
+                names.join(", ")
+            )
+        })
+    }
+}
+
+impl serde::Serialize for SigningAlgorithm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SigningAlgorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse_jose(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for SigningAlgorithm {
@@ -114,6 +140,16 @@ mod tests {
             "EdDSA".parse::<SigningAlgorithm>().unwrap(),
             SigningAlgorithm::EdDSA
         );
+    }
+
+    #[test]
+    fn json_names_an_algorithm_exactly() {
+        let alg: SigningAlgorithm = serde_json::from_str(r#""ES256""#).unwrap();
+        assert_eq!(alg, SigningAlgorithm::ES256);
+        assert_eq!(serde_json::to_string(&alg).unwrap(), r#""ES256""#);
+        assert!(serde_json::from_str::<SigningAlgorithm>(r#""es256""#).is_err());
+        assert!(serde_json::from_str::<SigningAlgorithm>(r#""HS256""#).is_err());
+        assert!(SigningAlgorithm::parse_jose("none").is_err());
     }
 
     #[test]

@@ -65,8 +65,10 @@ impl<S: Scope> Deref for Authorized<S> {
     }
 }
 
-/// The bearer token of the request: `Ok(None)` when there is none to speak of.
-fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+/// The bearer token of the request (RFC 6750 §2.1): `Ok(None)` when there is none to speak
+/// of, an error when the header is ambiguous (two of them, or two tokens). The one parser of
+/// `Authorization: Bearer` for the resource and admin APIs.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
         return Ok(None);

@@ -73,9 +73,40 @@ pub struct Verifier {
     validations: HashMap<Algorithm, Validation>,
     /// Tokens already verified, by SHA-256 of their bytes. An M2M client presents the same
     /// token for up to an hour: the signature and claims of the same bytes under the same keys
-    /// verify the same way, so only the clock is checked again. Emptied when full; an entry
-    /// made under another key generation is verified again.
-    accepted: RwLock<HashMap<[u8; 32], Accepted>>,
+    /// verify the same way, so only the clock is checked again. Each entry lasts until its
+    /// token's `exp`; an entry made under another key generation is verified again.
+    accepted: RwLock<Remembered>,
+}
+
+/// Verified tokens, each kept until its own expiry. At capacity, expired entries go first,
+/// then the one that expires soonest, so a burst of new tokens never empties the memo of the
+/// live ones.
+#[derive(Default)]
+struct Remembered {
+    entries: HashMap<[u8; 32], Accepted>,
+}
+
+impl Remembered {
+    fn get(&self, fingerprint: &[u8; 32]) -> Option<&Accepted> {
+        self.entries.get(fingerprint)
+    }
+
+    fn insert(&mut self, fingerprint: [u8; 32], accepted: Accepted, now: f64) {
+        if self.entries.len() >= MAX_ACCEPTED && !self.entries.contains_key(&fingerprint) {
+            self.entries.retain(|_, a| !expired(a.exp, now));
+            if self.entries.len() >= MAX_ACCEPTED {
+                let soonest = self
+                    .entries
+                    .iter()
+                    .min_by(|a, b| a.1.exp.total_cmp(&b.1.exp))
+                    .map(|(k, _)| *k);
+                if let Some(k) = soonest {
+                    self.entries.remove(&k);
+                }
+            }
+        }
+        self.entries.insert(fingerprint, accepted);
+    }
 }
 
 struct Accepted {
@@ -99,7 +130,11 @@ fn now_secs() -> f64 {
 /// when `nbf > now + leeway`.
 fn in_time(exp: f64, nbf: Option<f64>, now: f64) -> bool {
     let leeway = LEEWAY_SECS as f64;
-    exp >= now - leeway && nbf.is_none_or(|nbf| nbf <= now + leeway)
+    !expired(exp, now) && nbf.is_none_or(|nbf| nbf <= now + leeway)
+}
+
+fn expired(exp: f64, now: f64) -> bool {
+    exp < now - LEEWAY_SECS as f64
 }
 
 impl Verifier {
@@ -126,7 +161,7 @@ impl Verifier {
         Self {
             keys,
             validations,
-            accepted: RwLock::new(HashMap::new()),
+            accepted: RwLock::new(Remembered::default()),
         }
     }
 
@@ -152,20 +187,17 @@ impl Verifier {
             }
         }
         let (verified, kid, exp, nbf) = self.verify_fully(token).await?;
-        let mut accepted = self.accepted.write().expect("verifier cache poisoned");
-        if accepted.len() >= MAX_ACCEPTED {
-            accepted.clear();
-        }
-        accepted.insert(
-            fingerprint,
-            Accepted {
-                token: verified.clone(),
-                kid,
-                exp,
-                nbf,
-                generation,
-            },
-        );
+        let entry = Accepted {
+            token: verified.clone(),
+            kid,
+            exp,
+            nbf,
+            generation,
+        };
+        self.accepted
+            .write()
+            .expect("verifier cache poisoned")
+            .insert(fingerprint, entry, now_secs());
         Ok(verified)
     }
 
@@ -226,7 +258,58 @@ impl Verifier {
 
 #[cfg(test)]
 mod tests {
-    use super::in_time;
+    use super::*;
+
+    fn accepted(exp: f64) -> Accepted {
+        Accepted {
+            token: VerifiedToken {
+                client_id: "c".into(),
+                org_code: None,
+                scopes: Vec::new(),
+            },
+            kid: "k".into(),
+            exp,
+            nbf: None,
+            generation: 0,
+        }
+    }
+
+    fn key(i: usize) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn a_full_memo_drops_expired_tokens_then_the_soonest_to_expire_never_everything() {
+        let now = 1_000_000.0;
+        let mut memo = Remembered::default();
+        for i in 0..MAX_ACCEPTED {
+            // Every tenth token expired long ago; the others expire later the higher i is.
+            let exp = if i % 10 == 0 {
+                now - 3600.0
+            } else {
+                now + i as f64
+            };
+            memo.insert(key(i), accepted(exp), now);
+        }
+        memo.insert(key(MAX_ACCEPTED), accepted(now + 10.0), now);
+        assert_eq!(memo.entries.len(), MAX_ACCEPTED - MAX_ACCEPTED / 10 + 1);
+        assert!(memo.get(&key(0)).is_none(), "an expired token stayed");
+        assert!(memo.get(&key(1)).is_some(), "a live token was dropped");
+
+        while memo.entries.len() < MAX_ACCEPTED {
+            let i = MAX_ACCEPTED + 1 + memo.entries.len();
+            memo.insert(key(i), accepted(now + 100_000.0), now);
+        }
+        memo.insert(key(usize::MAX), accepted(now + 100_000.0), now);
+        assert_eq!(memo.entries.len(), MAX_ACCEPTED);
+        assert!(
+            memo.get(&key(1)).is_none(),
+            "the soonest to expire goes first"
+        );
+        assert!(memo.get(&key(2)).is_some());
+    }
 
     #[test]
     fn a_remembered_token_is_rechecked_against_the_clock_with_the_same_leeway() {

@@ -8,7 +8,7 @@
 //! grace) is checked at use, not at caching time. The admin API also drops the cache itself
 //! after every change, so its own effects need no round trip through NOTIFY.
 
-use super::token::ClientLookup;
+use super::clients::ClientLookup;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,9 @@
-//! The issuer's operations on its catalogue: one function per command of contract §1, shared
-//! by the CLI and the admin HTTP API.
+//! The issuer's catalogue: APIs and their scopes, organizations, apps, their secrets and
+//! grants. One function per command, shared by the CLI and the admin HTTP API. Inputs arrive
+//! as domain types parsed at the edge; answers are typed rows; errors are [`CatalogueError`],
+//! which the HTTP side turns into its error in one `From`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -11,10 +14,31 @@ use super::{keys, secrets};
 use crate::auth::OrgContext;
 use crate::auth::SigningAlgorithm;
 use crate::auth::claims::split_scopes;
-use crate::domain::OrgCode;
-use crate::error::ApiError;
-use crate::routes::users::{OrgUser, insert_user};
-use crate::tenant::{Db, TenantTx};
+use crate::db::Tx;
+use crate::domain::{
+    ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, TokenLifetime, UserName,
+};
+use crate::tenant::TenantTx;
+use crate::tenant::users::{OrgUser, insert_user};
+
+/// Why a catalogue operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    /// The input breaks a rule; the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A signing key could not be made or stored.
+    #[error("signing keys: {0:#}")]
+    Keys(anyhow::Error),
+}
+
+type Result<T, E = CatalogueError> = std::result::Result<T, E>;
 
 #[derive(Debug, Serialize)]
 pub struct ScopeOut {
@@ -75,200 +99,216 @@ pub struct AppOut {
     pub grants: Vec<GrantOut>,
 }
 
-/// Scope names as RFC 6749 §3.3 defines a scope-token.
-pub fn parse_scope_name(name: &str) -> Result<String, ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-    if ok {
-        Ok(name.to_owned())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "scope '{}' must be 1 to 128 printable ASCII characters without spaces, quotes or backslashes",
-            name.chars().take(40).collect::<String>()
-        )))
+/// An app switched on or off.
+#[derive(Debug, Serialize)]
+pub struct AppEnabled {
+    pub client_id: String,
+    pub enabled: bool,
+}
+
+/// An app deleted with its secrets and grants.
+#[derive(Debug, Serialize)]
+pub struct AppDeleted {
+    pub client_id: String,
+    pub deleted: bool,
+}
+
+/// A user added to an organization.
+#[derive(Debug, Serialize)]
+pub struct NewUser {
+    pub org_code: OrgCode,
+    pub user: OrgUser,
+}
+
+/// An API to register, checked whole before anything is written.
+#[derive(Debug)]
+pub struct NewApi {
+    audience: Audience,
+    name: ApiName,
+    scopes: Vec<ScopeDef>,
+    token_lifetime: Option<TokenLifetime>,
+    signing_alg: SigningAlgorithm,
+}
+
+impl NewApi {
+    /// Without `signing_alg`, tokens are signed RS256.
+    pub fn new(
+        audience: Audience,
+        name: ApiName,
+        scopes: Vec<ScopeDef>,
+        token_lifetime: Option<TokenLifetime>,
+        signing_alg: Option<SigningAlgorithm>,
+    ) -> Result<Self> {
+        let signing_alg = signing_alg.unwrap_or(SigningAlgorithm::RS256);
+        if !keys::SIGNING_ALGORITHMS.contains(&signing_alg) {
+            return Err(CatalogueError::Invalid(
+                "signing_alg must be RS256, ES256 or EdDSA".into(),
+            ));
+        }
+        Ok(Self {
+            audience,
+            name,
+            scopes,
+            token_lifetime,
+            signing_alg,
+        })
     }
 }
 
-fn parse_audience(audience: &str) -> Result<&str, ApiError> {
-    if audience.is_empty() || audience.len() > 2048 || audience.chars().any(char::is_whitespace) {
-        return Err(ApiError::bad_request(
-            "audience must be 1 to 2048 characters without spaces",
-        ));
-    }
-    Ok(audience)
-}
-
-fn parse_name(field: &str, name: &str) -> Result<String, ApiError> {
-    let n = name.chars().count();
-    if name.trim().is_empty() || n > 200 {
-        return Err(ApiError::bad_request(format!(
-            "{field} must be 1 to 200 characters"
-        )));
-    }
-    Ok(name.to_owned())
-}
-
-fn conflict_on(e: sqlx::Error, constraint: &str, message: impl Into<String>) -> ApiError {
+fn conflict_on(e: sqlx::Error, constraint: &str, message: impl Into<String>) -> CatalogueError {
     match &e {
         sqlx::Error::Database(db) if db.constraint() == Some(constraint) => {
-            ApiError::Conflict(message.into())
+            CatalogueError::Conflict(message.into())
         }
         _ => e.into(),
     }
 }
 
-/// Parses `NAME[=DESCRIPTION]`.
-pub fn parse_scope_arg(arg: &str) -> (String, String) {
-    match arg.split_once('=') {
-        Some((n, d)) => (n.trim().to_owned(), d.trim().to_owned()),
-        None => (arg.trim().to_owned(), String::new()),
-    }
+fn no_api(audience: &str) -> CatalogueError {
+    CatalogueError::NotFound(format!("no API with audience '{audience}'"))
 }
 
-async fn api_out(pool: &PgPool, audience: &str) -> Result<ApiOut, ApiError> {
-    let api: Option<(i64, String, Option<i32>, String)> = sqlx::query_as(
-        "select id, name, token_lifetime_secs, signing_alg from apis where audience = $1",
+fn no_app(client_id: &str) -> CatalogueError {
+    CatalogueError::NotFound(format!("no app with client id '{client_id}'"))
+}
+
+/// The APIs (all, or the one with `audience`) with their scopes, in two queries.
+async fn apis(pool: &PgPool, audience: Option<&str>) -> Result<Vec<ApiOut>> {
+    let apis: Vec<(i64, String, String, Option<i32>, String)> = sqlx::query_as(
+        "select id, audience, name, token_lifetime_secs, signing_alg from apis
+          where $1::text is null or audience = $1
+          order by id",
     )
     .bind(audience)
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?;
-    let (id, name, token_lifetime, signing_alg) =
-        api.ok_or_else(|| ApiError::not_found(format!("no API with audience '{audience}'")))?;
-    let scopes: Vec<(String, String)> =
-        sqlx::query_as("select name, description from api_scopes where api_id = $1 order by name")
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
-    Ok(ApiOut {
-        audience: audience.to_owned(),
-        name,
-        token_lifetime,
-        signing_alg,
-        scopes: scopes
-            .into_iter()
-            .map(|(name, description)| ScopeOut { name, description })
-            .collect(),
-    })
+    let ids: Vec<i64> = apis.iter().map(|a| a.0).collect();
+    let scopes: Vec<(i64, String, String)> = sqlx::query_as(
+        "select api_id, name, description from api_scopes
+          where api_id = any($1)
+          order by api_id, name",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let mut by_api: HashMap<i64, Vec<ScopeOut>> = HashMap::new();
+    for (api_id, name, description) in scopes {
+        by_api
+            .entry(api_id)
+            .or_default()
+            .push(ScopeOut { name, description });
+    }
+    Ok(apis
+        .into_iter()
+        .map(|(id, audience, name, token_lifetime, signing_alg)| ApiOut {
+            audience,
+            name,
+            token_lifetime,
+            signing_alg,
+            scopes: by_api.remove(&id).unwrap_or_default(),
+        })
+        .collect())
 }
 
-#[tracing::instrument(skip_all, fields(audience))]
-pub async fn create_api(
-    pool: &PgPool,
-    audience: &str,
-    name: &str,
-    scopes: &[(String, String)],
-    token_lifetime: Option<Duration>,
-    signing_alg: Option<&str>,
-) -> Result<ApiOut, ApiError> {
-    let audience = parse_audience(audience)?;
-    let alg = match signing_alg {
-        None => SigningAlgorithm::RS256,
-        Some(a) => SigningAlgorithm::from_jose(a)
-            .filter(|a| keys::SIGNING_ALGORITHMS.contains(a))
-            .ok_or_else(|| ApiError::bad_request("signing_alg must be RS256, ES256 or EdDSA"))?,
-    };
-    // The API's tokens need a key of its algorithm before the first token is asked for.
-    keys::ensure_key(pool, alg)
-        .await
-        .map_err(ApiError::Internal)?;
-    let name = parse_name("name", name)?;
-    let scopes = scopes
-        .iter()
-        .map(|(n, d)| Ok((parse_scope_name(n)?, d.clone())))
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    let lifetime = match token_lifetime {
-        Some(d) if !(60..=86_400).contains(&d.as_secs()) => {
-            return Err(ApiError::bad_request(
-                "token lifetime must be between 60s and 24h",
-            ));
-        }
-        Some(d) => Some(d.as_secs() as i32),
-        None => None,
-    };
-    let mut tx = crate::db::Tx::begin_plain(pool).await?;
+async fn api_out(pool: &PgPool, audience: &str) -> Result<ApiOut> {
+    apis(pool, Some(audience))
+        .await?
+        .pop()
+        .ok_or_else(|| no_api(audience))
+}
+
+/// Registers an API, its scopes and, when its algorithm has none yet, a signing key: all in
+/// one transaction, so a refused request leaves nothing behind.
+#[tracing::instrument(skip_all, fields(audience = %api.audience))]
+pub async fn create_api(pool: &PgPool, api: &NewApi) -> Result<ApiOut> {
+    let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
         let id: i64 = sqlx::query_scalar(
             "insert into apis (audience, name, token_lifetime_secs, signing_alg)
              values ($1, $2, $3, $4) returning id",
         )
-        .bind(audience)
-        .bind(&name)
-        .bind(lifetime)
-        .bind(alg.name())
+        .bind(api.audience.as_str())
+        .bind(api.name.as_str())
+        .bind(api.token_lifetime.map(|t| t.as_secs() as i32))
+        .bind(api.signing_alg.name())
         .fetch_one(tx.conn())
         .await
         .map_err(|e| {
             conflict_on(
                 e,
                 "apis_audience_key",
-                format!("an API with audience '{audience}' exists"),
+                format!("an API with audience '{}' exists", api.audience),
             )
         })?;
-        for (scope, description) in &scopes {
+        for scope in &api.scopes {
             sqlx::query(
                 "insert into api_scopes (api_id, name, description) values ($1, $2, $3)
                  on conflict (api_id, name) do update set description = excluded.description",
             )
             .bind(id)
-            .bind(scope)
-            .bind(description)
+            .bind(scope.name.as_str())
+            .bind(&scope.description)
             .execute(tx.conn())
             .await?;
         }
-        Ok::<_, ApiError>(())
+        // The API's tokens need a key of its algorithm before the first token is asked for.
+        keys::ensure_key_in(tx.conn(), api.signing_alg)
+            .await
+            .map_err(CatalogueError::Keys)?;
+        Ok::<_, CatalogueError>(())
     }
     .await;
     tx.finish(result).await?;
-    api_out(pool, audience).await
+    api_out(pool, api.audience.as_str()).await
 }
 
+/// Adds a scope to an API, or changes its description.
 #[tracing::instrument(skip_all)]
-pub async fn add_scope(
-    pool: &PgPool,
-    audience: &str,
-    scope: &str,
-    description: &str,
-) -> Result<ApiOut, ApiError> {
-    let scope = parse_scope_name(scope)?;
+pub async fn add_scope(pool: &PgPool, audience: &str, scope: &ScopeDef) -> Result<ApiOut> {
     let done = sqlx::query(
         "insert into api_scopes (api_id, name, description)
          select id, $2, $3 from apis where audience = $1
          on conflict (api_id, name) do update set description = excluded.description",
     )
     .bind(audience)
-    .bind(&scope)
-    .bind(description)
+    .bind(scope.name.as_str())
+    .bind(&scope.description)
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(ApiError::not_found(format!(
-            "no API with audience '{audience}'"
-        )));
+        return Err(no_api(audience));
     }
     api_out(pool, audience).await
 }
 
-pub async fn list_apis(pool: &PgPool) -> Result<Vec<ApiOut>, ApiError> {
-    let audiences: Vec<String> = sqlx::query_scalar("select audience from apis order by id")
-        .fetch_all(pool)
-        .await?;
-    let mut out = Vec::with_capacity(audiences.len());
-    for audience in audiences {
-        out.push(api_out(pool, &audience).await?);
-    }
-    Ok(out)
+pub async fn list_apis(pool: &PgPool) -> Result<Vec<ApiOut>> {
+    apis(pool, None).await
 }
 
-#[tracing::instrument(skip_all, fields(org_code = code))]
-pub async fn create_org(pool: &PgPool, code: &str, name: &str) -> Result<OrgOut, ApiError> {
-    let code = OrgCode::parse(code).map_err(ApiError::BadRequest)?;
-    let name = parse_name("name", name)?;
+/// Whether an API with this audience is registered.
+pub async fn api_exists(pool: &PgPool, audience: &str) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("select exists (select 1 from apis where audience = $1)")
+            .bind(audience)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Every scope name of every API (the issuer metadata's `scopes_supported`).
+pub async fn scope_names(pool: &PgPool) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("select distinct name from api_scopes order by name")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+#[tracing::instrument(skip_all, fields(org_code = %code))]
+pub async fn create_org(pool: &PgPool, code: &OrgCode, name: &OrgName) -> Result<OrgOut> {
     sqlx::query_as("insert into organizations (code, name) values ($1, $2) returning code, name")
         .bind(code.as_str())
-        .bind(&name)
+        .bind(name.as_str())
         .fetch_one(pool)
         .await
         .map_err(|e| {
@@ -280,7 +320,19 @@ pub async fn create_org(pool: &PgPool, code: &str, name: &str) -> Result<OrgOut,
         })
 }
 
-pub async fn list_orgs(pool: &PgPool) -> Result<Vec<OrgOut>, ApiError> {
+/// Creates the organization unless one with this code exists (whatever its name).
+pub async fn ensure_org(pool: &PgPool, code: &OrgCode, name: &OrgName) -> Result<()> {
+    sqlx::query(
+        "insert into organizations (code, name) values ($1, $2) on conflict (code) do nothing",
+    )
+    .bind(code.as_str())
+    .bind(name.as_str())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn list_orgs(pool: &PgPool) -> Result<Vec<OrgOut>> {
     Ok(
         sqlx::query_as("select code, name from organizations order by code")
             .fetch_all(pool)
@@ -288,38 +340,32 @@ pub async fn list_orgs(pool: &PgPool) -> Result<Vec<OrgOut>, ApiError> {
     )
 }
 
-async fn require_org(pool: &PgPool, code: &str) -> Result<OrgCode, ApiError> {
-    let org = OrgCode::parse(code).map_err(ApiError::BadRequest)?;
+async fn require_org(pool: &PgPool, org: &OrgCode) -> Result<()> {
     let exists: bool =
         sqlx::query_scalar("select exists (select 1 from organizations where code = $1)")
             .bind(org.as_str())
             .fetch_one(pool)
             .await?;
     if !exists {
-        return Err(ApiError::not_found(format!("no organization '{code}'")));
+        return Err(CatalogueError::NotFound(format!("no organization '{org}'")));
     }
-    Ok(org)
+    Ok(())
 }
 
+/// Creates an app (org-scoped with `org`) and its first secret.
 #[tracing::instrument(skip_all)]
-pub async fn create_app(
-    pool: &PgPool,
-    name: &str,
-    org_code: Option<&str>,
-) -> Result<NewApp, ApiError> {
-    let name = parse_name("name", name)?;
-    let org = match org_code {
-        Some(code) => Some(require_org(pool, code).await?),
-        None => None,
-    };
+pub async fn create_app(pool: &PgPool, name: &AppName, org: Option<&OrgCode>) -> Result<NewApp> {
+    if let Some(org) = org {
+        require_org(pool, org).await?;
+    }
     let client_id = secrets::new_client_id();
     let (secret, hashed) = secrets::new_secret();
-    let mut tx = crate::db::Tx::begin_plain(pool).await?;
+    let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
         sqlx::query("insert into m2m_apps (client_id, name, org_code) values ($1, $2, $3)")
             .bind(&client_id)
-            .bind(&name)
-            .bind(org.as_ref().map(OrgCode::as_str))
+            .bind(name.as_str())
+            .bind(org.map(OrgCode::as_str))
             .execute(tx.conn())
             .await?;
         sqlx::query(
@@ -338,16 +384,28 @@ pub async fn create_app(
     Ok(NewApp {
         client_id,
         client_secret: secret,
-        name,
-        org_code: org.map(|o| o.to_string()),
+        name: name.to_string(),
+        org_code: org.map(OrgCode::to_string),
     })
 }
 
-fn no_app(client_id: &str) -> ApiError {
-    ApiError::not_found(format!("no app with client id '{client_id}'"))
+/// The oldest app of this name in the organization.
+pub async fn find_app_by_name(
+    pool: &PgPool,
+    org: &OrgCode,
+    name: &AppName,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "select client_id from m2m_apps where org_code = $1 and name = $2
+          order by created_at limit 1",
+    )
+    .bind(org.as_str())
+    .bind(name.as_str())
+    .fetch_optional(pool)
+    .await?)
 }
 
-async fn require_app(pool: &PgPool, client_id: &str) -> Result<(), ApiError> {
+async fn require_app(pool: &PgPool, client_id: &str) -> Result<()> {
     let exists: bool =
         sqlx::query_scalar("select exists (select 1 from m2m_apps where client_id = $1)")
             .bind(client_id)
@@ -360,14 +418,16 @@ async fn require_app(pool: &PgPool, client_id: &str) -> Result<(), ApiError> {
     }
 }
 
-pub async fn list_apps(pool: &PgPool) -> Result<Vec<AppOut>, ApiError> {
+pub async fn list_apps(pool: &PgPool) -> Result<Vec<AppOut>> {
     let apps: Vec<(String, String, Option<String>, bool)> = sqlx::query_as(
         "select client_id, name, org_code, enabled from m2m_apps order by created_at, client_id",
     )
     .fetch_all(pool)
     .await?;
     let grants: Vec<(String, String, Vec<String>)> = sqlx::query_as(
-        "select g.client_id, a.audience, g.scopes from app_grants g join apis a on a.id = g.api_id order by a.audience",
+        "select g.client_id, a.audience, g.scopes
+           from app_grants g join apis a on a.id = g.api_id
+          order by a.audience",
     )
     .fetch_all(pool)
     .await?;
@@ -397,7 +457,7 @@ pub async fn authorize(
     client_id: &str,
     audience: &str,
     scopes: &str,
-) -> Result<GrantOut, ApiError> {
+) -> Result<GrantOut> {
     require_app(pool, client_id).await?;
     let mut wanted = split_scopes(scopes);
     wanted.sort();
@@ -410,9 +470,9 @@ pub async fn authorize(
     .bind(audience)
     .fetch_optional(pool)
     .await?
-    .ok_or_else(|| ApiError::not_found(format!("no API with audience '{audience}'")))?;
+    .ok_or_else(|| no_api(audience))?;
     if let Some(unknown) = wanted.iter().find(|s| !known.contains(s)) {
-        return Err(ApiError::bad_request(format!(
+        return Err(CatalogueError::Invalid(format!(
             "scope '{unknown}' is not defined for API '{audience}'"
         )));
     }
@@ -433,14 +493,10 @@ pub async fn authorize(
 
 /// Issues a new secret; the old ones stop working after `grace` (at once for zero).
 #[tracing::instrument(skip_all, fields(client_id))]
-pub async fn rotate_secret(
-    pool: &PgPool,
-    client_id: &str,
-    grace: Duration,
-) -> Result<NewSecret, ApiError> {
+pub async fn rotate_secret(pool: &PgPool, client_id: &str, grace: Duration) -> Result<NewSecret> {
     require_app(pool, client_id).await?;
     let (secret, hashed) = secrets::new_secret();
-    let mut tx = crate::db::Tx::begin_plain(pool).await?;
+    let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
         sqlx::query(
             "update client_secrets
@@ -472,11 +528,7 @@ pub async fn rotate_secret(
     })
 }
 
-pub async fn set_enabled(
-    pool: &PgPool,
-    client_id: &str,
-    enabled: bool,
-) -> Result<serde_json::Value, ApiError> {
+pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Result<AppEnabled> {
     let done = sqlx::query("update m2m_apps set enabled = $2 where client_id = $1")
         .bind(client_id)
         .bind(enabled)
@@ -485,11 +537,14 @@ pub async fn set_enabled(
     if done.rows_affected() == 0 {
         return Err(no_app(client_id));
     }
-    Ok(serde_json::json!({"client_id": client_id, "enabled": enabled}))
+    Ok(AppEnabled {
+        client_id: client_id.to_owned(),
+        enabled,
+    })
 }
 
 /// Deletes the app with its secrets and grants.
-pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<serde_json::Value, ApiError> {
+pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<AppDeleted> {
     let done = sqlx::query("delete from m2m_apps where client_id = $1")
         .bind(client_id)
         .execute(pool)
@@ -497,37 +552,34 @@ pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<serde_json::Va
     if done.rows_affected() == 0 {
         return Err(no_app(client_id));
     }
-    Ok(serde_json::json!({"client_id": client_id, "deleted": true}))
+    Ok(AppDeleted {
+        client_id: client_id.to_owned(),
+        deleted: true,
+    })
 }
 
 /// Adds a user to an organization: tenant data, so it is written in a tenant transaction.
 pub async fn add_user(
-    db: &Db,
-    org_code: &str,
-    email: &str,
-    name: &str,
-) -> Result<serde_json::Value, ApiError> {
-    let org = require_org(db.pool(), org_code).await?;
-    let email = email.trim();
-    if email.len() < 3
-        || email.len() > 320
-        || !email.contains('@')
-        || email.chars().any(char::is_whitespace)
-    {
-        return Err(ApiError::bad_request(
-            "email must look like name@example.com",
-        ));
-    }
-    let name = parse_name("name", name)?;
+    pool: &PgPool,
+    org: &OrgCode,
+    email: &Email,
+    name: &UserName,
+) -> Result<NewUser> {
+    require_org(pool, org).await?;
     let ctx = OrgContext::for_operator(org.clone());
-    let mut tx = TenantTx::begin(db, &ctx).await?;
-    let result = insert_user(&mut tx, email, &name).await.map_err(|e| {
-        conflict_on(
-            e,
-            "org_users_email_unique",
-            format!("'{email}' is already a user of '{org}'"),
-        )
-    });
-    let user: OrgUser = tx.finish(result).await?;
-    Ok(serde_json::json!({"org_code": org, "user": user}))
+    let mut tx = TenantTx::begin(pool, &ctx).await?;
+    let result = insert_user(&mut tx, email.as_str(), name.as_str())
+        .await
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "org_users_email_unique",
+                format!("'{email}' is already a user of '{org}'"),
+            )
+        });
+    let user = tx.finish(result).await?;
+    Ok(NewUser {
+        org_code: org.clone(),
+        user,
+    })
 }

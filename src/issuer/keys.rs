@@ -5,7 +5,7 @@
 //! RUSTSEC-2023-0071). Keys are generated off the async runtime. Every instance reloads its
 //! keys when the `signing_keys` table changes (LISTEN `orgwall_keys`, fed by a trigger).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -18,12 +18,14 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::jwks::{VerifyKey, parse_jwks};
 use crate::auth::verifier::LocalKeys;
+use crate::db::Tx;
 use crate::telemetry::spawn_blocking_with_tracing;
 
 /// The algorithms the issuer can sign with, per API: RS256 (the default, as with Kinde),
@@ -191,9 +193,16 @@ pub fn generate(alg: SigningAlgorithm) -> anyhow::Result<(String, Vec<u8>, Value
     }
 }
 
+/// What `keys rotate` made: the new kid per algorithm, and the new RS256 kid on its own.
+#[derive(Debug, serde::Serialize)]
+pub struct RotatedKeys {
+    pub kid: Option<String>,
+    pub kids: BTreeMap<String, String>,
+}
+
 /// Adds a new signing key for every algorithm in use (RS256 at least) and retires the old
-/// ones, so that all keys rotate together. Returns `{"kid": <new RS256 kid>, "kids": {alg: kid}}`.
-pub async fn rotate(pool: &PgPool) -> anyhow::Result<Value> {
+/// ones, so that all keys rotate together.
+pub async fn rotate(pool: &PgPool) -> anyhow::Result<RotatedKeys> {
     let in_use: Vec<String> = sqlx::query_scalar(
         "select distinct alg from signing_keys where retired_at is null
          union select 'RS256'",
@@ -201,68 +210,121 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<Value> {
     .fetch_all(pool)
     .await
     .context("reading signing keys")?;
-    let mut kids = serde_json::Map::new();
+    let mut kids = BTreeMap::new();
     for alg in in_use.iter().filter_map(|a| SigningAlgorithm::from_jose(a)) {
         let kid = add_key(pool, alg, true).await?;
         tracing::info!(%kid, %alg, "signing key rotated");
-        kids.insert(alg.name().into(), json!(kid));
+        kids.insert(alg.name().to_owned(), kid);
     }
-    Ok(json!({"kid": kids.get("RS256"), "kids": kids}))
+    Ok(RotatedKeys {
+        kid: kids.get("RS256").cloned(),
+        kids,
+    })
+}
+
+/// A signing key as `keys list` and `GET /admin/keys` show it: never its private part.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    /// `signing` while it signs new tokens, `retired` once a newer key replaced it.
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Every stored signing key, newest first.
+#[derive(Debug, Serialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+pub async fn list(pool: &PgPool) -> anyhow::Result<KeyList> {
+    let keys = sqlx::query_as(
+        "select kid, alg,
+                case when retired_at is null then 'signing' else 'retired' end as status,
+                created_at, retired_at
+           from signing_keys
+          order by created_at desc, kid",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading signing keys")?;
+    Ok(KeyList { keys })
 }
 
 /// Makes sure a key signs for `alg` (RS256 on first start; others when an API asks for them).
 pub async fn ensure_key(pool: &PgPool, alg: SigningAlgorithm) -> anyhow::Result<()> {
+    let mut tx = Tx::begin_plain(pool).await?;
+    let result = ensure_key_in(tx.conn(), alg).await;
+    tx.finish(result).await
+}
+
+/// [`ensure_key`] inside the caller's transaction, so that a key made for something that then
+/// fails (an API that cannot be created) is rolled back with it.
+pub async fn ensure_key_in(conn: &mut PgConnection, alg: SigningAlgorithm) -> anyhow::Result<()> {
     let has_key: bool = sqlx::query_scalar(
         "select exists (select 1 from signing_keys where retired_at is null and alg = $1)",
     )
     .bind(alg.name())
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await
     .context("reading signing keys")?;
     if !has_key {
-        add_key(pool, alg, false).await?;
+        let key = spawn_blocking_with_tracing(move || generate(alg)).await??;
+        store_key(conn, alg, &key, false)
+            .await
+            .context("storing a signing key")?;
     }
     Ok(())
 }
 
 /// Generates a key off the runtime and stores it. With `retire_others` it replaces the active
-/// key of its algorithm; without, it is added only if none is active (two instances starting
-/// at once: the advisory lock lets one of them add the first key).
+/// key of its algorithm.
 async fn add_key(
     pool: &PgPool,
     alg: SigningAlgorithm,
     retire_others: bool,
 ) -> anyhow::Result<String> {
-    let (kid, der, jwk) = spawn_blocking_with_tracing(move || generate(alg)).await??;
-    let mut tx = crate::db::Tx::begin_plain(pool).await?;
-    let result = async {
-        sqlx::query("select pg_advisory_xact_lock(hashtext('orgwall_signing_keys'))")
-            .execute(tx.conn())
-            .await?;
-        if retire_others {
-            sqlx::query(
-                "update signing_keys set retired_at = now() where retired_at is null and alg = $1",
-            )
-            .bind(alg.name())
-            .execute(tx.conn())
-            .await?;
-        }
-        sqlx::query(
-            "insert into signing_keys (kid, alg, private_der, public_jwk)
-             select $1, $4, $2, $3
-              where not exists (select 1 from signing_keys where retired_at is null and alg = $4)",
-        )
-        .bind(&kid)
-        .bind(&der)
-        .bind(&jwk)
-        .bind(alg.name())
-        .execute(tx.conn())
-        .await?;
-        Ok::<_, sqlx::Error>(())
-    }
-    .await;
+    let key = spawn_blocking_with_tracing(move || generate(alg)).await??;
+    let mut tx = Tx::begin_plain(pool).await?;
+    let result = store_key(tx.conn(), alg, &key, retire_others).await;
     tx.finish(result).await.context("storing a signing key")?;
-    Ok(kid)
+    Ok(key.0)
+}
+
+/// Stores a generated key. Without `retire_others` it is added only if none of its algorithm is
+/// active (two instances starting at once: the advisory lock lets one of them add the first
+/// key).
+async fn store_key(
+    conn: &mut PgConnection,
+    alg: SigningAlgorithm,
+    (kid, der, jwk): &(String, Vec<u8>, Value),
+    retire_others: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock(hashtext('orgwall_signing_keys'))")
+        .execute(&mut *conn)
+        .await?;
+    if retire_others {
+        sqlx::query(
+            "update signing_keys set retired_at = now() where retired_at is null and alg = $1",
+        )
+        .bind(alg.name())
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "insert into signing_keys (kid, alg, private_der, public_jwk)
+         select $1, $4, $2, $3
+          where not exists (select 1 from signing_keys where retired_at is null and alg = $4)",
+    )
+    .bind(kid)
+    .bind(der)
+    .bind(jwk)
+    .bind(alg.name())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 impl KeyStore {

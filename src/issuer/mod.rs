@@ -1,12 +1,10 @@
 //! The built-in org-scoped M2M issuer (shared/CONTRACT.md §5, §6): what Kinde does in the
 //! tutorial, self-hosted.
 
-pub mod admin;
 pub mod cache;
 pub mod catalogue;
-pub mod demo;
+pub mod clients;
 pub mod keys;
-pub mod metadata;
 pub mod notifications;
 pub mod ratelimit;
 pub mod secrets;
@@ -14,7 +12,6 @@ pub mod token;
 
 use std::sync::Arc;
 
-use actix_web::web;
 use sqlx::PgPool;
 
 use crate::config::Settings;
@@ -63,19 +60,4 @@ impl Issuer {
     pub fn jwks_uri(&self) -> String {
         format!("{}/.well-known/jwks.json", self.public_url)
     }
-}
-
-/// The issuer's public routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/.well-known/openid-configuration",
-        web::get().to(metadata::discovery),
-    )
-    .route(
-        "/.well-known/oauth-authorization-server",
-        web::get().to(metadata::discovery),
-    )
-    .route("/.well-known/jwks.json", web::get().to(metadata::jwks))
-    .route("/.well-known/jwks", web::get().to(metadata::jwks))
-    .service(web::resource("/oauth2/token").route(web::post().to(token::token_endpoint)));
 }

@@ -1,7 +1,11 @@
-//! The resource API's routes (shared/CONTRACT.md §3).
+//! The HTTP side: handlers only. Each extracts and checks its input, calls a tenant or issuer
+//! function, and shapes the answer; no SQL lives here.
 
+pub mod admin;
 pub mod health;
+pub mod metadata;
 pub mod records;
+pub mod token;
 pub mod users;
 
 use actix_web::web;
@@ -23,4 +27,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(records::delete)),
         )
         .service(web::resource("/orgs/{org_code}/users").route(web::get().to(users::list)));
+}
+
+/// The built-in issuer's public routes (present when the issuer is enabled).
+pub fn configure_issuer(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(metadata::discovery),
+    )
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(metadata::discovery),
+    )
+    .route("/.well-known/jwks.json", web::get().to(metadata::jwks))
+    .route("/.well-known/jwks", web::get().to(metadata::jwks))
+    .service(web::resource("/oauth2/token").route(web::post().to(token::token_endpoint)));
 }

@@ -3,8 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Authorized;
@@ -12,73 +11,54 @@ use crate::auth::scope::{DeleteData, ReadData, WriteData};
 use crate::body::{present, read_json};
 use crate::domain::RecordName;
 use crate::error::ApiError;
-use crate::tenant::{Db, TenantCall, TenantTx};
+use crate::tenant::records::{self, Page};
+use crate::tenant::{TenantCall, TenantTx};
+use sqlx::PgPool;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct Record {
-    pub id: i64,
-    pub name: String,
-    pub value: Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A page of the list: `?limit=` (1–1000, default 100) and `?after=ID`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Page {
-    pub limit: i64,
-    pub after: i64,
-}
-
-impl Page {
-    pub const DEFAULT_LIMIT: i64 = 100;
-    pub const MAX_LIMIT: i64 = 1000;
-
-    /// Parses the query string; `org_code` and unknown parameters are ignored.
-    pub fn from_query(qs: &str) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(qs)
-            .map_err(|e| ApiError::bad_request(format!("Query string is malformed: {e}")))?;
-        let mut page = Page {
-            limit: Self::DEFAULT_LIMIT,
-            after: 0,
-        };
-        let (mut seen_limit, mut seen_after) = (false, false);
-        for (key, value) in pairs {
-            match key.as_str() {
-                "limit" => {
-                    if std::mem::replace(&mut seen_limit, true) {
-                        return Err(ApiError::bad_request("'limit' is given more than once"));
-                    }
-                    page.limit = value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|n| (1..=Self::MAX_LIMIT).contains(n))
-                        .ok_or_else(|| {
-                            ApiError::bad_request(format!(
-                                "'limit' must be an integer from 1 to {}, got '{}'",
-                                Self::MAX_LIMIT,
-                                truncate(&value)
-                            ))
-                        })?;
+/// The list's page from `?limit=` (1–1000, default 100) and `?after=ID`; `org_code` and
+/// unknown parameters are ignored.
+pub fn page_from_query(qs: &str) -> Result<Page, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(qs)
+        .map_err(|e| ApiError::bad_request(format!("Query string is malformed: {e}")))?;
+    let mut page = Page::default();
+    let (mut seen_limit, mut seen_after) = (false, false);
+    for (key, value) in pairs {
+        match key.as_str() {
+            "limit" => {
+                if std::mem::replace(&mut seen_limit, true) {
+                    return Err(ApiError::bad_request("'limit' is given more than once"));
                 }
-                "after" => {
-                    if std::mem::replace(&mut seen_after, true) {
-                        return Err(ApiError::bad_request("'after' is given more than once"));
-                    }
-                    page.after = value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(
-                        || {
-                            ApiError::bad_request(format!(
-                                "'after' must be a record id (an integer of 0 or more), got '{}'",
-                                truncate(&value)
-                            ))
-                        },
-                    )?;
-                }
-                _ => {}
+                page.limit = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=Page::MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "'limit' must be an integer from 1 to {}, got '{}'",
+                            Page::MAX_LIMIT,
+                            truncate(&value)
+                        ))
+                    })?;
             }
+            "after" => {
+                if std::mem::replace(&mut seen_after, true) {
+                    return Err(ApiError::bad_request("'after' is given more than once"));
+                }
+                page.after = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "'after' must be a record id (an integer of 0 or more), got '{}'",
+                            truncate(&value)
+                        ))
+                    })?;
+            }
+            _ => {}
         }
-        Ok(page)
     }
+    Ok(page)
 }
 
 fn truncate(s: &str) -> String {
@@ -141,11 +121,11 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
 pub async fn list(
     auth: Authorized<ReadData>,
     req: HttpRequest,
-    db: web::Data<Db>,
+    db: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = Page::from_query(req.query_string())?;
-    let call = TenantCall::new(&db, &auth).await?;
-    let (records, total) = list_records(&call, &page).await?;
+    let page = page_from_query(req.query_string())?;
+    let call = TenantCall::new(&db, &auth);
+    let (records, total) = records::list(&call, &page).await?;
     Ok(HttpResponse::Ok().json(json!({
         "org_code": auth.org_code(),
         "records": records,
@@ -157,7 +137,7 @@ pub async fn create(
     auth: Authorized<WriteData>,
     req: HttpRequest,
     payload: web::Payload,
-    db: web::Data<Db>,
+    db: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let input: RecordInput = read_json(&req, payload).await?;
     let (name, value) = match (input.name()?, input.value) {
@@ -169,8 +149,8 @@ pub async fn create(
         }
     };
     check_value(&value)?;
-    let call = TenantCall::new(&db, &auth).await?;
-    let record = create_record(&call, &name, &value).await?;
+    let call = TenantCall::new(&db, &auth);
+    let record = records::create(&call, &name, &value).await?;
     let location = format!("/orgs/{}/data/{}", auth.org_code(), record.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -180,11 +160,13 @@ pub async fn create(
 pub async fn get(
     auth: Authorized<ReadData>,
     path: web::Path<(String, String)>,
-    db: web::Data<Db>,
+    db: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.1)?;
-    let call = TenantCall::new(&db, &auth).await?;
-    let record = find_record(&call, id).await?.ok_or_else(|| not_found(id))?;
+    let call = TenantCall::new(&db, &auth);
+    let record = records::find(&call, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     Ok(HttpResponse::Ok().json(json!({"org_code": auth.org_code(), "record": record})))
 }
 
@@ -193,7 +175,7 @@ pub async fn update(
     path: web::Path<(String, String)>,
     req: HttpRequest,
     payload: web::Payload,
-    db: web::Data<Db>,
+    db: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.1)?;
     let input: RecordInput = read_json(&req, payload).await?;
@@ -207,7 +189,7 @@ pub async fn update(
         check_value(value)?;
     }
     let mut tx = TenantTx::begin(&db, &auth).await?;
-    let result = update_record(&mut tx, id, name.as_ref(), input.value.as_ref()).await;
+    let result = records::update(&mut tx, id, name.as_ref(), input.value.as_ref()).await;
     let record = tx.finish(result).await?.ok_or_else(|| not_found(id))?;
     Ok(HttpResponse::Ok().json(json!({"org_code": auth.org_code(), "record": record})))
 }
@@ -215,11 +197,11 @@ pub async fn update(
 pub async fn delete(
     auth: Authorized<DeleteData>,
     path: web::Path<(String, String)>,
-    db: web::Data<Db>,
+    db: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.1)?;
     let mut tx = TenantTx::begin(&db, &auth).await?;
-    let result = delete_record(&mut tx, id).await;
+    let result = records::delete(&mut tx, id).await;
     if !tx.finish(result).await? {
         return Err(not_found(id));
     }
@@ -228,128 +210,6 @@ pub async fn delete(
 
 fn not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("Record {id} not found"))
-}
-
-/// One page and the org's total, in one round trip.
-#[tracing::instrument(skip_all)]
-pub async fn list_records(
-    call: &TenantCall<'_>,
-    page: &Page,
-) -> Result<(Vec<Record>, i64), sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        record: Record,
-        total: i64,
-    }
-    let rows: Vec<Row> = sqlx::query_as("select * from tenant_list_records($1, $2, $3, $4)")
-        .bind(call.org().as_str())
-        .bind(call.switch_role())
-        .bind(page.after)
-        .bind(page.limit as i32)
-        .fetch_all(call.pool())
-        .await?;
-    let total = match rows.first() {
-        Some(row) => row.total,
-        // An empty page (past the end) still reports the org's total.
-        None => {
-            sqlx::query_scalar("select tenant_count_records($1, $2)")
-                .bind(call.org().as_str())
-                .bind(call.switch_role())
-                .fetch_one(call.pool())
-                .await?
-        }
-    };
-    Ok((rows.into_iter().map(|row| row.record).collect(), total))
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn find_record(call: &TenantCall<'_>, id: i64) -> Result<Option<Record>, sqlx::Error> {
-    sqlx::query_as("select * from tenant_get_record($1, $2, $3)")
-        .bind(call.org().as_str())
-        .bind(call.switch_role())
-        .bind(id)
-        .fetch_optional(call.pool())
-        .await
-}
-
-/// Creates a record with the org's next id, in one round trip.
-#[tracing::instrument(skip_all)]
-pub async fn create_record(
-    call: &TenantCall<'_>,
-    name: &RecordName,
-    value: &Value,
-) -> Result<Record, sqlx::Error> {
-    sqlx::query_as("select * from tenant_create_record($1, $2, $3, $4)")
-        .bind(call.org().as_str())
-        .bind(call.switch_role())
-        .bind(name.as_str())
-        .bind(value)
-        .fetch_one(call.pool())
-        .await
-}
-
-/// Inserts with the org's next id: the counter row serializes concurrent creates in one org,
-/// so ids are dense and unique and none is ever reused.
-#[tracing::instrument(skip_all)]
-pub async fn insert_record(
-    tx: &mut TenantTx,
-    name: &RecordName,
-    value: &Value,
-) -> Result<Record, sqlx::Error> {
-    let org = tx.org().as_str().to_owned();
-    sqlx::query_as(
-        "with next as (
-           insert into tenant_counters as c (org_code, counter, last_value)
-           values ($1, 'records', 1)
-           on conflict (org_code, counter) do update set last_value = c.last_value + 1
-           returning last_value
-         )
-         insert into records (org_code, id, name, value)
-         select $1, last_value, $2, $3 from next
-         returning id, name, value, created_at, updated_at",
-    )
-    .bind(org)
-    .bind(name.as_str())
-    .bind(value)
-    .fetch_one(tx.conn())
-    .await
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn update_record(
-    tx: &mut TenantTx,
-    id: i64,
-    name: Option<&RecordName>,
-    value: Option<&Value>,
-) -> Result<Option<Record>, sqlx::Error> {
-    let org = tx.org().as_str().to_owned();
-    sqlx::query_as(
-        "update records
-            set name = coalesce($3, name),
-                value = case when $4 then $5 else value end,
-                updated_at = now()
-          where org_code = $1 and id = $2
-      returning id, name, value, created_at, updated_at",
-    )
-    .bind(org)
-    .bind(id)
-    .bind(name.map(RecordName::as_str))
-    .bind(value.is_some())
-    .bind(value.cloned().unwrap_or(Value::Null))
-    .fetch_optional(tx.conn())
-    .await
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn delete_record(tx: &mut TenantTx, id: i64) -> Result<bool, sqlx::Error> {
-    let org = tx.org().as_str().to_owned();
-    let done = sqlx::query("delete from records where org_code = $1 and id = $2")
-        .bind(org)
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 #[cfg(test)]
@@ -372,18 +232,18 @@ mod tests {
     #[test]
     fn page_defaults_and_bounds() {
         assert_eq!(
-            Page::from_query("").unwrap(),
+            page_from_query("").unwrap(),
             Page {
                 limit: 100,
                 after: 0
             }
         );
         assert_eq!(
-            Page::from_query("limit=1&after=7").unwrap(),
+            page_from_query("limit=1&after=7").unwrap(),
             Page { limit: 1, after: 7 }
         );
         assert_eq!(
-            Page::from_query("limit=1000&org_code=org_beta")
+            page_from_query("limit=1000&org_code=org_beta")
                 .unwrap()
                 .limit,
             1000
@@ -397,7 +257,7 @@ mod tests {
             "limit=1&limit=2",
             "limit=%ZZ",
         ] {
-            assert!(Page::from_query(bad).is_err(), "{bad}");
+            assert!(page_from_query(bad).is_err(), "{bad}");
         }
     }
 }

@@ -5,9 +5,9 @@
 
 use orgwall::auth::OrgContext;
 use orgwall::domain::{OrgCode, RecordName};
-use orgwall::routes::records;
-use orgwall::routes::users;
-use orgwall::tenant::{Db, TenantTx};
+use orgwall::tenant::TenantTx;
+use orgwall::tenant::records;
+use orgwall::tenant::users;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgPool};
 
@@ -80,7 +80,7 @@ async fn seed(app: &TestApp) {
     ] {
         app.create_record("org_beta", name, json!(value)).await;
     }
-    let db = Db::new(app.admin_pool.clone());
+    let db = app.admin_pool.clone();
     for (org, email, name) in [
         ("org_acme", "ada@acme.test", "Ada"),
         ("org_beta", "bo@beta.test", "Bo"),
@@ -342,7 +342,7 @@ mod unfiltered {
 async fn without_the_app_filter_rls_alone_limits_reads_updates_and_deletes_to_the_tenant() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    let db = Db::new(app.admin_pool.clone());
+    let db = app.admin_pool.clone();
     let beta_before = snapshot(&app.admin_pool, "org_beta").await;
 
     let acme_counters: i64 =
@@ -421,7 +421,7 @@ async fn without_the_app_filter_rls_alone_limits_reads_updates_and_deletes_to_th
 async fn without_the_app_filter_rls_alone_refuses_writes_for_another_tenant() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    let db = Db::new(app.admin_pool.clone());
+    let db = app.admin_pool.clone();
     let beta_before = snapshot(&app.admin_pool, "org_beta").await;
 
     for sql in [
@@ -455,7 +455,7 @@ async fn without_the_app_filter_rls_alone_refuses_writes_for_another_tenant() {
 async fn when_the_app_filter_and_the_database_context_disagree_the_route_queries_reach_nothing() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    let db = Db::new(app.admin_pool.clone());
+    let db = app.admin_pool.clone();
     let before = (
         snapshot(&app.admin_pool, "org_acme").await,
         snapshot(&app.admin_pool, "org_beta").await,
@@ -473,22 +473,24 @@ async fn when_the_app_filter_and_the_database_context_disagree_the_route_queries
     let name = RecordName::parse("smuggled".into()).unwrap();
 
     // (List, get and create run through the tenant_* functions, whose filter and context come
-    // from one argument and cannot disagree; the transactional queries are tested here.)
+    // from one argument and cannot disagree; the transactional queries are tested here, and
+    // the per-org counter they share with create.)
     let mut tx = disagreeing().await;
     for id in 1..=3 {
-        let updated = records::update_record(&mut tx, id, Some(&name), Some(&json!(0)))
+        let updated = records::update(&mut tx, id, Some(&name), Some(&json!(0)))
             .await
             .unwrap();
         assert!(updated.is_none(), "update {id} reached a row");
-        assert!(!records::delete_record(&mut tx, id).await.unwrap());
+        assert!(!records::delete(&mut tx, id).await.unwrap());
     }
     assert!(users::list_users(&mut tx).await.unwrap().is_empty());
     tx.commit().await.unwrap();
 
     let mut tx = disagreeing().await;
-    let err = records::insert_record(&mut tx, &name, &json!(1))
+    let err = sqlx::query("select tenant_next_id('org_acme', 'records')")
+        .execute(tx.conn())
         .await
-        .expect_err("insert for Acme under Beta's context");
+        .expect_err("Acme's record counter under Beta's context");
     tx.rollback().await.unwrap();
     assert_eq!(
         err.as_database_error().and_then(|e| e.code()).as_deref(),

@@ -116,10 +116,10 @@ async fn with_postgres_unreachable_health_is_up_and_every_other_answer_is_a_prom
     handle.stop(false).await;
 }
 
-/// Found by this suite: `Db::role_mode` used to initialise a `tokio::sync::OnceCell`, which lets
-/// one initialiser run at a time, so while the database was down the N-th of N concurrent tenant
-/// requests waited N × DB_ACQUIRE_TIMEOUT (6 requests: 1 s, 2 s, ... 6 s). Each request now
-/// tries on its own and fails within one acquire timeout.
+/// Found by this suite: a first-use initialiser shared by tenant requests (a role check behind a
+/// `tokio::sync::OnceCell`) let one attempt run at a time, so while the database was down the
+/// N-th of N concurrent tenant requests waited N × DB_ACQUIRE_TIMEOUT. Each request must try on
+/// its own and fail within one acquire timeout.
 #[tokio::test]
 async fn concurrent_requests_in_an_outage_each_fail_within_the_bound() {
     let issuer = FakeIssuer::start().await;

@@ -262,7 +262,9 @@ pub async fn create_database() -> (String, String) {
     let url = format!("{}/{db_name}", server_url());
     let settings =
         Settings::from_map(&HashMap::from([("database_url".into(), url.clone())])).unwrap();
-    orgwall::cli::migrate(&settings).await.expect("migrate");
+    orgwall::commands::migrate(&settings)
+        .await
+        .expect("migrate");
     (db_name, url)
 }
 

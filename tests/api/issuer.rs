@@ -896,10 +896,12 @@ async fn the_cli_sets_up_the_tutorial_and_issues_tokens() {
 #[tokio::test]
 async fn demo_twice_neither_fails_nor_duplicates_and_prints_working_secrets() {
     let app = TestApp::spawn_issuer().await;
-    let db = orgwall::tenant::Db::new(app.admin_pool.clone());
-
-    let first = orgwall::issuer::demo::ensure_world(&db).await.unwrap();
-    let second = orgwall::issuer::demo::ensure_world(&db).await.unwrap();
+    let first = orgwall::commands::demo::ensure_world(&app.admin_pool)
+        .await
+        .unwrap();
+    let second = orgwall::commands::demo::ensure_world(&app.admin_pool)
+        .await
+        .unwrap();
 
     let count = |sql: &'static str| {
         let pool = app.admin_pool.clone();
@@ -1056,4 +1058,45 @@ async fn disabling_an_app_from_another_process_takes_effect_on_this_instance() {
         switched,
         "rotation from another process did not take effect"
     );
+}
+
+#[tokio::test]
+async fn a_refused_api_creation_leaves_no_signing_key_behind() {
+    let app = TestApp::spawn_issuer().await;
+    app.admin_post("/admin/apis", json!({"audience": AUDIENCE, "name": "API"}))
+        .await;
+    let es256_keys = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from signing_keys where alg = 'ES256'")
+            .fetch_one(&app.admin_pool)
+            .await
+            .unwrap()
+    };
+
+    // The audience is taken: the API is refused after its input was found valid.
+    let (status, body) = app
+        .admin(
+            reqwest::Method::POST,
+            "/admin/apis",
+            Some(json!({"audience": AUDIENCE, "name": "Again", "signing_alg": "ES256"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    // A scope name that breaks the rules: refused before anything is written.
+    let (status, body) = app
+        .admin(
+            reqwest::Method::POST,
+            "/admin/apis",
+            Some(json!({"audience": "https://other.example", "name": "Other",
+                        "signing_alg": "ES256", "scopes": [{"name": "bad scope"}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    assert_eq!(es256_keys().await, 0, "a refused request made an ES256 key");
+    app.admin_post(
+        "/admin/apis",
+        json!({"audience": "https://other.example", "name": "Other", "signing_alg": "ES256"}),
+    )
+    .await;
+    assert_eq!(es256_keys().await, 1);
 }

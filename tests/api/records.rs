@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use orgwall::auth::OrgContext;
 use orgwall::domain::OrgCode;
-use orgwall::tenant::{Db, TenantTx};
+use orgwall::tenant::TenantTx;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error};
@@ -255,7 +255,7 @@ async fn a_hundred_concurrent_creates_in_one_org_all_succeed_with_ids_1_to_100()
 #[tokio::test]
 async fn users_are_listed_for_the_org_only() {
     let app = TestApp::spawn().await;
-    let db = Db::new(app.admin_pool.clone());
+    let db = app.admin_pool.clone();
     for (org, email, name) in [
         ("org_acme", "ada@acme.test", "Ada"),
         ("org_acme", "bob@acme.test", "Bob"),
@@ -263,7 +263,7 @@ async fn users_are_listed_for_the_org_only() {
     ] {
         let ctx = OrgContext::for_operator(OrgCode::parse(org).unwrap());
         let mut tx = TenantTx::begin(&db, &ctx).await.unwrap();
-        orgwall::routes::users::insert_user(&mut tx, email, name)
+        orgwall::tenant::users::insert_user(&mut tx, email, name)
             .await
             .unwrap();
         tx.commit().await.unwrap();

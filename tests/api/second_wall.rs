@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use orgwall::auth::OrgContext;
 use orgwall::domain::OrgCode;
-use orgwall::tenant::{Db, TenantTx};
+use orgwall::tenant::TenantTx;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -62,7 +62,7 @@ async fn drop_pool_db(pool: PgPool) {
 #[tokio::test]
 async fn an_unfiltered_query_in_a_tenant_transaction_sees_only_that_tenant() {
     let pool = seeded_pool(2).await;
-    let db = Db::new(pool.clone());
+    let db = pool.clone();
 
     let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
     let acme = all_record_names_unfiltered(&mut tx).await;
@@ -79,7 +79,7 @@ async fn an_unfiltered_query_in_a_tenant_transaction_sees_only_that_tenant() {
 #[tokio::test]
 async fn tenant_transactions_run_as_the_limited_role_even_for_a_superuser_url() {
     let pool = seeded_pool(1).await;
-    let db = Db::new(pool.clone());
+    let db = pool.clone();
 
     let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
     let (user, bypass): (String, bool) = sqlx::query_as(
@@ -144,7 +144,7 @@ async fn the_tenant_role_without_a_context_sees_nothing_and_cannot_insert() {
 #[tokio::test]
 async fn an_insert_for_another_org_is_rejected_by_with_check() {
     let pool = seeded_pool(1).await;
-    let db = Db::new(pool.clone());
+    let db = pool.clone();
 
     let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
     let insert = sqlx::query(
@@ -180,7 +180,7 @@ async fn an_insert_for_another_org_is_rejected_by_with_check() {
 #[tokio::test]
 async fn one_pooled_connection_alternating_orgs_never_leaks_context() {
     let pool = seeded_pool(1).await;
-    let db = Db::new(pool.clone());
+    let db = pool.clone();
 
     for round in 0..5 {
         for (org, expected) in [("org_acme", 2usize), ("org_beta", 1)] {
@@ -214,7 +214,7 @@ async fn one_pooled_connection_alternating_orgs_never_leaks_context() {
 #[tokio::test]
 async fn a_cancelled_tenant_transaction_never_returns_to_the_pool_open() {
     let pool = seeded_pool(1).await;
-    let db = Db::new(pool.clone());
+    let db = pool.clone();
 
     // Cancel in the middle of a statement inside the transaction.
     let cancelled = tokio::time::timeout(Duration::from_millis(200), async {
@@ -340,18 +340,16 @@ async fn a_request_abandoned_mid_transaction_leaks_no_transaction_and_no_partial
 #[tokio::test]
 async fn a_one_statement_tenant_call_sees_one_tenant_and_leaves_nothing_on_the_connection() {
     let pool = seeded_pool(1).await;
-    let db = Db::new(pool.clone());
-    let page = orgwall::routes::records::Page {
+    let db = pool.clone();
+    let page = orgwall::tenant::records::Page {
         limit: 100,
         after: 0,
     };
 
     for (org, expected) in [("org_acme", 2usize), ("org_beta", 1), ("org_acme", 2)] {
         let acme = ctx(org);
-        let call = orgwall::tenant::TenantCall::new(&db, &acme).await.unwrap();
-        let (records, total) = orgwall::routes::records::list_records(&call, &page)
-            .await
-            .unwrap();
+        let call = orgwall::tenant::TenantCall::new(&db, &acme);
+        let (records, total) = orgwall::tenant::records::list(&call, &page).await.unwrap();
         assert_eq!((records.len(), total), (expected, expected as i64), "{org}");
 
         // The same (only) connection afterwards: no role, no context, no transaction.
@@ -366,4 +364,171 @@ async fn a_one_statement_tenant_call_sees_one_tenant_and_leaves_nothing_on_the_c
         assert_eq!(user, "postgres");
     }
     drop_pool_db(pool).await;
+}
+
+/// A database migrated by the owner with a runtime login role of its own (as `migrate` makes
+/// it with DATABASE_RUNTIME_ROLE: a member of `orgwall_tenant` and `orgwall_issuer`), both
+/// dropped at the end, even when the test fails.
+struct RuntimeRoleDb {
+    db_name: String,
+    role: String,
+    /// DATABASE_URL logging in as the runtime role.
+    runtime_url: String,
+}
+
+impl RuntimeRoleDb {
+    async fn create() -> Self {
+        let (db_name, owner_url) = create_database().await;
+        let role = format!(
+            "orgwall_rt_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let password = "runtime-role-password-for-a-test";
+        let vars = std::collections::HashMap::from([
+            ("database_url".to_string(), owner_url),
+            ("database_runtime_role".to_string(), role.clone()),
+            (
+                "database_runtime_password".to_string(),
+                password.to_string(),
+            ),
+        ]);
+        let settings = orgwall::config::Settings::from_map(&vars).unwrap();
+        let server = crate::helpers::server_url();
+        let host = server.rsplit_once('@').map_or(server.as_str(), |(_, h)| h);
+        let host = host.trim_start_matches("postgres://");
+        let guard = Self {
+            runtime_url: format!("postgres://{role}:{password}@{host}/{db_name}"),
+            db_name,
+            role,
+        };
+        orgwall::commands::migrate(&settings)
+            .await
+            .expect("migrate creates the runtime role");
+        guard
+    }
+}
+
+impl Drop for RuntimeRoleDb {
+    fn drop(&mut self) {
+        let (db_name, role) = (self.db_name.clone(), self.role.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let url = format!("{}/postgres", crate::helpers::server_url());
+                if let Ok(mut conn) = PgConnection::connect(&url).await {
+                    for sql in [
+                        format!(r#"drop database if exists "{db_name}" with (force)"#),
+                        format!(r#"drop role if exists "{role}""#),
+                    ] {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn is_permission_denied(result: Result<impl std::fmt::Debug, sqlx::Error>) -> bool {
+    match result {
+        Err(e) => e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42501"),
+        Ok(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn tenant_work_runs_as_orgwall_tenant_and_cannot_read_signing_keys_even_as_the_runtime_role()
+{
+    let db = RuntimeRoleDb::create().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.runtime_url)
+        .await
+        .unwrap();
+    // Outside tenant work the runtime role reads the issuer's catalogue: it is the issuer.
+    let login: String = sqlx::query_scalar("select current_user::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(login, db.role);
+    sqlx::query("select count(*) from signing_keys")
+        .fetch_one(&pool)
+        .await
+        .expect("the runtime role reads signing_keys outside tenant work");
+
+    // Inside a tenant transaction.
+    let mut tx = TenantTx::begin(&pool, &ctx("org_acme")).await.unwrap();
+    let user: String = sqlx::query_scalar("select current_user::text")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    let keys = sqlx::query("select private_der from signing_keys")
+        .fetch_all(tx.conn())
+        .await;
+    tx.rollback().await.unwrap();
+    assert_eq!(user, "orgwall_tenant");
+    assert!(
+        is_permission_denied(keys),
+        "a tenant transaction read signing_keys"
+    );
+
+    // After entering a tenant context the way every tenant_* function does.
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::raw_sql("begin; select tenant_enter('org_acme')")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let user: String = sqlx::query_scalar("select current_user::text")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let keys = sqlx::query("select private_der from signing_keys")
+        .fetch_all(&mut *conn)
+        .await;
+    sqlx::raw_sql("rollback").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    assert_eq!(user, "orgwall_tenant");
+    assert!(
+        is_permission_denied(keys),
+        "tenant_enter left signing_keys readable"
+    );
+
+    // Inside a one-statement tenant call: a probe trigger (installed by the owner) reports who
+    // runs the insert of tenant_create_record and whether it could read signing_keys.
+    let mut owner =
+        PgConnection::connect(&format!("{}/{}", crate::helpers::server_url(), db.db_name))
+            .await
+            .unwrap();
+    sqlx::raw_sql(
+        "create function probe_tenant_write() returns trigger language plpgsql as $$
+         declare readable boolean := true;
+         begin
+           begin
+             perform 1 from public.signing_keys limit 1;
+           exception when insufficient_privilege then
+             readable := false;
+           end;
+           raise exception 'probe user=% keys_readable=%', current_user, readable;
+         end $$;
+         create trigger probe_tenant_write before insert on records
+           for each row execute function probe_tenant_write();",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    owner.close().await.unwrap();
+    let name = orgwall::domain::RecordName::parse("probe".into()).unwrap();
+    let acme = ctx("org_acme");
+    let call = orgwall::tenant::TenantCall::new(&pool, &acme);
+    let err = orgwall::tenant::records::create(&call, &name, &json!(1))
+        .await
+        .expect_err("the probe stops the insert");
+    let message = err.as_database_error().unwrap().message().to_owned();
+    assert_eq!(message, "probe user=orgwall_tenant keys_readable=f");
+    pool.close().await;
 }

@@ -74,7 +74,7 @@ async fn the_compose_stack_runs_as_a_limited_runtime_role_and_keeps_tenants_apar
         .collect();
     vars.insert("database_url".into(), owner_url.clone());
     let settings = orgwall::config::Settings::from_map(&vars).unwrap();
-    orgwall::cli::migrate(&settings)
+    orgwall::commands::migrate(&settings)
         .await
         .expect("migrate creates the runtime role");
 
@@ -105,18 +105,26 @@ async fn the_compose_stack_runs_as_a_limited_runtime_role_and_keeps_tenants_apar
     demo_vars.insert("public_url".into(), format!("http://127.0.0.1:{port}"));
     demo_vars.insert("workers".into(), "1".into());
     let settings = orgwall::config::Settings::from_map(&demo_vars).unwrap();
-    orgwall::cli::migrate_if_needed(&settings)
+    orgwall::commands::migrate_if_needed(&settings)
         .await
         .expect("nothing to migrate for the runtime role");
     let runtime_pool = orgwall::db::pool(&settings).unwrap();
-    let db = orgwall::tenant::Db::new(runtime_pool.clone());
-    let apps = orgwall::issuer::demo::ensure_world(&db)
+    let apps = orgwall::commands::demo::ensure_world(&runtime_pool)
         .await
         .expect("demo world as the runtime role");
-    assert_eq!(
-        db.role_mode().await.unwrap(),
-        orgwall::tenant::RoleMode::AlreadyLimited
+    // Tenant work as the runtime role drops to orgwall_tenant all the same.
+    let acme = orgwall::auth::OrgContext::for_operator(
+        orgwall::domain::OrgCode::parse("org_acme").unwrap(),
     );
+    let mut tx = orgwall::tenant::TenantTx::begin(&runtime_pool, &acme)
+        .await
+        .unwrap();
+    let tenant_user: String = sqlx::query_scalar("select current_user::text")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(tenant_user, "orgwall_tenant");
     let app = orgwall::startup::Application::build(settings.clone())
         .await
         .unwrap();

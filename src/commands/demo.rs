@@ -7,12 +7,13 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::catalogue;
 use crate::auth::OrgContext;
 use crate::config::Settings;
-use crate::domain::{OrgCode, RecordName};
-use crate::routes::records::insert_record;
-use crate::tenant::{Db, TenantTx};
+use crate::domain::{
+    ApiName, AppName, Audience, OrgCode, OrgName, RecordName, ScopeDef, ScopeName,
+};
+use crate::issuer::catalogue::{self, NewApi};
+use crate::tenant::{TenantCall, TenantTx, records};
 
 pub const AUDIENCE: &str = "https://api.yourapp.com";
 
@@ -51,41 +52,37 @@ pub struct DemoApp {
 }
 
 /// Makes sure the world exists; returns fresh credentials for the three apps.
-pub async fn ensure_world(db: &Db) -> anyhow::Result<Vec<DemoApp>> {
-    let pool = db.pool();
-    let scopes: Vec<(String, String)> = SCOPES
+pub async fn ensure_world(pool: &PgPool) -> anyhow::Result<Vec<DemoApp>> {
+    // The constants above are valid by construction; parsing them is the one path in.
+    let valid = "the demo's constants are valid";
+    let scopes: Vec<ScopeDef> = SCOPES
         .iter()
-        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .map(|(name, description)| ScopeDef {
+            name: ScopeName::parse(name).expect(valid),
+            description: description.to_string(),
+        })
         .collect();
-    let api_exists: bool =
-        sqlx::query_scalar("select exists (select 1 from apis where audience = $1)")
-            .bind(AUDIENCE)
-            .fetch_one(pool)
-            .await?;
-    if api_exists {
-        for (name, description) in &scopes {
-            catalogue::add_scope(pool, AUDIENCE, name, description).await?;
+    if catalogue::api_exists(pool, AUDIENCE).await? {
+        for scope in &scopes {
+            catalogue::add_scope(pool, AUDIENCE, scope).await?;
         }
     } else {
-        catalogue::create_api(pool, AUDIENCE, "Multi-Tenant Data API", &scopes, None, None).await?;
+        let api = NewApi::new(
+            Audience::parse(AUDIENCE).expect(valid),
+            ApiName::parse("Multi-Tenant Data API").expect(valid),
+            scopes,
+            None,
+            None,
+        )?;
+        catalogue::create_api(pool, &api).await?;
     }
 
     let mut apps = Vec::new();
     for (code, org_name, app_name) in ORGS {
-        sqlx::query(
-            "insert into organizations (code, name) values ($1, $2) on conflict (code) do nothing",
-        )
-        .bind(code)
-        .bind(org_name)
-        .execute(pool)
-        .await?;
-        let existing: Option<String> = sqlx::query_scalar(
-            "select client_id from m2m_apps where org_code = $1 and name = $2 order by created_at limit 1",
-        )
-        .bind(code)
-        .bind(app_name)
-        .fetch_optional(pool)
-        .await?;
+        let org = OrgCode::parse(code).expect(valid);
+        let name = AppName::parse(app_name).expect(valid);
+        catalogue::ensure_org(pool, &org, &OrgName::parse(org_name).expect(valid)).await?;
+        let existing = catalogue::find_app_by_name(pool, &org, &name).await?;
         // Secrets are stored only as hashes: a later run rotates them to print working ones.
         let (client_id, secret) = match existing {
             Some(client_id) => {
@@ -93,7 +90,7 @@ pub async fn ensure_world(db: &Db) -> anyhow::Result<Vec<DemoApp>> {
                 (s.client_id, s.client_secret)
             }
             None => {
-                let a = catalogue::create_app(pool, app_name, Some(code)).await?;
+                let a = catalogue::create_app(pool, &name, Some(&org)).await?;
                 (a.client_id, a.client_secret)
             }
         };
@@ -108,33 +105,27 @@ pub async fn ensure_world(db: &Db) -> anyhow::Result<Vec<DemoApp>> {
     }
 
     for org in ["org_acme", "org_beta"] {
-        seed_records(db, org).await?;
+        seed_records(pool, org).await?;
     }
     Ok(apps)
 }
 
 /// Seeds an org's tutorial records once: never again after the org has had any record.
-async fn seed_records(db: &Db, org: &str) -> anyhow::Result<()> {
+async fn seed_records(pool: &PgPool, org: &str) -> anyhow::Result<()> {
     let ctx = OrgContext::for_operator(OrgCode::parse(org).map_err(anyhow::Error::msg)?);
-    let mut tx = TenantTx::begin(db, &ctx).await?;
-    let result = async {
-        let seeded: bool = sqlx::query_scalar(
-            "select exists (select 1 from tenant_counters where org_code = $1 and counter = 'records')",
-        )
-        .bind(org)
-        .fetch_one(tx.conn())
-        .await?;
-        if !seeded {
-            for (o, name, value) in RECORDS.iter().filter(|r| r.0 == org) {
-                debug_assert_eq!(*o, org);
-                let name = RecordName::parse(name.to_string()).expect("demo names are valid");
-                insert_record(&mut tx, &name, &json!(value)).await?;
-            }
-        }
-        Ok::<_, sqlx::Error>(())
+    let mut tx = TenantTx::begin(pool, &ctx).await?;
+    let result = records::ever_created(&mut tx).await;
+    if tx.finish(result).await.context("seeding demo records")? {
+        return Ok(());
     }
-    .await;
-    tx.finish(result).await.context("seeding demo records")
+    let call = TenantCall::new(pool, &ctx);
+    for (_, name, value) in RECORDS.iter().filter(|r| r.0 == org) {
+        let name = RecordName::parse(name.to_string()).expect("demo names are valid");
+        records::create(&call, &name, &json!(value))
+            .await
+            .context("seeding demo records")?;
+    }
+    Ok(())
 }
 
 fn walkthrough(public_url: &str, acme: &DemoApp) -> String {
@@ -173,9 +164,9 @@ of `orgwall demo` rotates them. Press Ctrl-C to stop.
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    crate::cli::migrate_if_needed(&settings).await?;
+    super::migrate_if_needed(&settings).await?;
     let pool: PgPool = crate::db::pool(&settings)?;
-    let apps = ensure_world(&Db::new(pool)).await?;
+    let apps = ensure_world(&pool).await?;
     // Listen first, so that "ready" is true when it is printed.
     let app = crate::startup::Application::build(settings.clone()).await?;
     println!(

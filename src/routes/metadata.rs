@@ -4,14 +4,11 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::Issuer;
 use crate::error::ApiError;
+use crate::issuer::{Issuer, catalogue};
 
 pub async fn discovery(issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
-    let scopes: Vec<String> =
-        sqlx::query_scalar("select distinct name from api_scopes order by name")
-            .fetch_all(&issuer.pool)
-            .await?;
+    let scopes = catalogue::scope_names(&issuer.pool).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(json!({

@@ -9,13 +9,20 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use aws_lc_rs::digest::{SHA256, digest};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
-use super::{Issuer, catalogue, keys};
+use crate::auth::SigningAlgorithm;
+use crate::auth::extractor::bearer_token;
 use crate::body::read_json;
 use crate::config::parse_duration;
+use crate::domain::{
+    ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, ScopeName, TokenLifetime,
+    UserName,
+};
 use crate::error::ApiError;
-use crate::tenant::Db;
+use crate::issuer::catalogue::NewApi;
+use crate::issuer::{Issuer, catalogue, keys};
 
 /// The configured admin token, registered as app data.
 #[derive(Clone)]
@@ -32,13 +39,8 @@ impl FromRequest for Admin {
         let expected = req
             .app_data::<AdminToken>()
             .expect("BUG: AdminToken not registered");
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
+        // The resource API's parser: one Authorization header, scheme Bearer, one token.
+        let presented = bearer_token(req).ok().flatten();
         // Compare digests so that neither content nor length leaks through timing.
         let ok = presented.is_some_and(|p| {
             let a = digest(&SHA256, p.as_bytes());
@@ -90,6 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/apps/{client_id}/disable", web::post().to(disable))
             .route("/apps/{client_id}/enable", web::post().to(enable))
             .route("/apps/{client_id}/token", web::post().to(token))
+            .route("/keys", web::get().to(list_keys))
             .route("/keys/rotate", web::post().to(rotate_keys)),
     );
 }
@@ -104,23 +107,16 @@ fn created(value: impl serde::Serialize) -> HttpResponse {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ScopeIn {
-    name: String,
-    #[serde(default)]
-    description: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CreateApi {
-    audience: String,
-    name: String,
+    audience: Audience,
+    name: ApiName,
     #[serde(default)]
-    scopes: Vec<ScopeIn>,
+    scopes: Vec<ScopeDef>,
+    /// Seconds.
     #[serde(default)]
-    token_lifetime: Option<u64>,
+    token_lifetime: Option<TokenLifetime>,
     #[serde(default)]
-    signing_alg: Option<String>,
+    signing_alg: Option<SigningAlgorithm>,
 }
 
 async fn list_apis(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
@@ -134,22 +130,14 @@ async fn create_api(
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, ApiError> {
     let input: CreateApi = read_json(&req, body).await?;
-    let scopes: Vec<(String, String)> = input
-        .scopes
-        .into_iter()
-        .map(|s| (s.name, s.description))
-        .collect();
-    let lifetime = input.token_lifetime.map(Duration::from_secs);
-    let alg = input.signing_alg.as_deref();
-    let api = catalogue::create_api(
-        &issuer.pool,
-        &input.audience,
-        &input.name,
-        &scopes,
-        lifetime,
-        alg,
-    )
-    .await?;
+    let new = NewApi::new(
+        input.audience,
+        input.name,
+        input.scopes,
+        input.token_lifetime,
+        input.signing_alg,
+    )?;
+    let api = catalogue::create_api(&issuer.pool, &new).await?;
     // A key for a new algorithm may have been made: load it now rather than on the NOTIFY.
     issuer.keys.reload().await.map_err(ApiError::Internal)?;
     Ok(created(api))
@@ -159,7 +147,7 @@ async fn create_api(
 #[serde(deny_unknown_fields)]
 struct AddScope {
     audience: String,
-    name: String,
+    name: ScopeName,
     #[serde(default)]
     description: String,
 }
@@ -174,8 +162,10 @@ async fn add_scope(
     Ok(ok(catalogue::add_scope(
         &issuer.pool,
         &input.audience,
-        &input.name,
-        &input.description,
+        &ScopeDef {
+            name: input.name,
+            description: input.description,
+        },
     )
     .await?))
 }
@@ -183,8 +173,8 @@ async fn add_scope(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateOrg {
-    code: String,
-    name: String,
+    code: OrgCode,
+    name: OrgName,
 }
 
 async fn list_orgs(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
@@ -206,8 +196,8 @@ async fn create_org(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddUser {
-    email: String,
-    name: String,
+    email: Email,
+    name: UserName,
 }
 
 async fn add_user(
@@ -215,20 +205,21 @@ async fn add_user(
     path: web::Path<String>,
     req: HttpRequest,
     body: web::Payload,
-    db: web::Data<Db>,
+    db: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    let org = OrgCode::parse(&path).map_err(ApiError::BadRequest)?;
     let input: AddUser = read_json(&req, body).await?;
     Ok(created(
-        catalogue::add_user(&db, &path, &input.email, &input.name).await?,
+        catalogue::add_user(&db, &org, &input.email, &input.name).await?,
     ))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateApp {
-    name: String,
+    name: AppName,
     #[serde(default)]
-    org_code: Option<String>,
+    org_code: Option<OrgCode>,
 }
 
 async fn list_apps(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
@@ -242,7 +233,7 @@ async fn create_app(
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, ApiError> {
     let input: CreateApp = read_json(&req, body).await?;
-    let app = catalogue::create_app(&issuer.pool, &input.name, input.org_code.as_deref()).await?;
+    let app = catalogue::create_app(&issuer.pool, &input.name, input.org_code.as_ref()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(app))
@@ -359,4 +350,10 @@ async fn rotate_keys(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse
         .map_err(ApiError::Internal)?;
     issuer.keys.reload().await.map_err(ApiError::Internal)?;
     Ok(ok(rotated))
+}
+
+async fn list_keys(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(keys::list(&issuer.pool)
+        .await
+        .map_err(ApiError::Internal)?))
 }

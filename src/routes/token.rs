@@ -1,0 +1,281 @@
+//! `POST /oauth2/token`: the OAuth 2.0 client-credentials grant (RFC 6749 §4.4), read as a
+//! checklist: form → client credentials → rate limit → app → secret → audience → grant →
+//! scopes → issue.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures_util::StreamExt;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::body::BodyLimit;
+use crate::issuer::token::{TokenError, TokenResponse, truncate};
+use crate::issuer::{Issuer, secrets};
+
+impl ResponseError for TokenError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        if self.basic_challenge && self.status == StatusCode::UNAUTHORIZED {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                r#"Basic realm="orgwall", charset="UTF-8""#,
+            ));
+        }
+        if let Some(wait) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()));
+        }
+        res.json(json!({"error": self.error, "error_description": self.description}))
+    }
+}
+
+/// The form's parameters, each at most once (RFC 6749 §3.2).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Result<Self, TokenError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| TokenError::invalid_request("The request body is not a valid form"))?;
+        // PostgreSQL text cannot hold NUL: refuse it here rather than fail in a query (a 500).
+        if pairs
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(TokenError::invalid_request(
+                "Parameters must not contain NUL characters",
+            ));
+        }
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(other, _)| other == k) {
+                return Err(TokenError::invalid_request(format!(
+                    "Parameter '{}' is repeated",
+                    truncate(k)
+                )));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Client credentials from HTTP Basic, each part form-decoded (RFC 6749 §2.3.1).
+fn basic_credentials(value: &HeaderValue) -> Result<Option<(String, SecretString)>, TokenError> {
+    let Ok(value) = value.to_str() else {
+        return Ok(None);
+    };
+    let Some((scheme, rest)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let malformed = || TokenError {
+        basic_challenge: true,
+        ..TokenError::invalid_client()
+    };
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let decode = |s: &str| -> Result<String, TokenError> {
+        let plus_as_space = s.replace('+', " ");
+        percent_decode(&plus_as_space)
+            .filter(|d| !d.contains('\0'))
+            .ok_or_else(malformed)
+    };
+    Ok(Some((decode(id)?, SecretString::from(decode(secret)?))))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn read_form(req: &HttpRequest, mut payload: web::Payload) -> Result<Form, TokenError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(TokenError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    let limit = BodyLimit::of(req);
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| TokenError::invalid_request("The request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(TokenError::invalid_request("The request body is too large"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Form::parse(&body)
+}
+
+pub async fn token_endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, TokenError> {
+    let form = read_form(&req, payload).await?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| TokenError::invalid_request("Missing 'grant_type'"))?;
+    let issued = match grant_type {
+        "client_credentials" => client_credentials(&req, &form, &issuer).await?,
+        _ => {
+            return Err(TokenError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Only the client_credentials grant is supported",
+            ));
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(issued))
+}
+
+async fn client_credentials(
+    req: &HttpRequest,
+    form: &Form,
+    issuer: &Issuer,
+) -> Result<TokenResponse, TokenError> {
+    // Client authentication: Basic or the form, never both.
+    let basic = match req.headers().get(header::AUTHORIZATION) {
+        Some(v) => basic_credentials(v)?,
+        None => None,
+    };
+    let used_basic = basic.is_some();
+    let (client_id, secret) = match (basic, form.get("client_id"), form.get("client_secret")) {
+        (Some(_), _, Some(_)) => {
+            return Err(TokenError::invalid_request(
+                "Use one client authentication method, not two",
+            ));
+        }
+        (Some((id, _)), Some(form_id), None) if form_id != id => {
+            return Err(TokenError::invalid_request(
+                "client_id differs from the Basic credentials",
+            ));
+        }
+        (Some(creds), _, None) => creds,
+        (None, Some(id), Some(secret)) => (id.to_owned(), SecretString::from(secret.to_owned())),
+        (None, _, _) => {
+            return Err(TokenError::invalid_client());
+        }
+    };
+    let with_challenge = |mut e: TokenError| {
+        e.basic_challenge = used_basic;
+        e
+    };
+
+    let addr: IpAddr = req
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let slow_down = |wait: Duration| TokenError {
+        retry_after: Some(wait),
+        ..TokenError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            "Too many failed authentications; retry later",
+        )
+    };
+    issuer.limiter.check(addr, &client_id).map_err(slow_down)?;
+
+    let audience = match (form.get("audience"), form.get("resource")) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(TokenError::invalid_request(
+                "'audience' and 'resource' name different APIs",
+            ));
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    };
+    // One round trip: the app, its live secrets, the API and the grant.
+    let found = issuer.lookup(&client_id, audience.unwrap_or("")).await?;
+    if !found.as_ref().is_some_and(|f| f.authenticates(&secret)) {
+        if found.is_none() {
+            secrets::verify_against_nothing(&secret);
+        }
+        tracing::info!(%client_id, %addr, "client authentication failed");
+        issuer
+            .limiter
+            .record_failure(addr, &client_id)
+            .map_err(slow_down)?;
+        return Err(with_challenge(TokenError::invalid_client()));
+    }
+    let Some(audience) = audience else {
+        return Err(TokenError::invalid_request(
+            "Missing 'audience' (or 'resource')",
+        ));
+    };
+    let found = found.expect("authenticated above");
+    issuer.issue(&client_id, audience, form.get("scope"), &found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let raw = STANDARD.encode("my%20client:s%3Acret+x");
+        let (id, secret) =
+            basic_credentials(&HeaderValue::from_str(&format!("Basic {raw}")).unwrap())
+                .unwrap()
+                .unwrap();
+        assert_eq!(id, "my client");
+        assert_eq!(secret.expose_secret(), "s:cret x");
+        assert!(basic_credentials(&HeaderValue::from_static("Basic !!!")).is_err());
+        let nul = STANDARD.encode("id%00:secret");
+        assert!(
+            basic_credentials(&HeaderValue::from_str(&format!("Basic {nul}")).unwrap()).is_err()
+        );
+        assert!(
+            basic_credentials(&HeaderValue::from_static("Bearer abc"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn repeated_form_parameters_are_refused() {
+        assert!(Form::parse(b"grant_type=client_credentials&scope=a&scope=b").is_err());
+        assert!(Form::parse(b"client_id=a%00b").is_err());
+        assert_eq!(Form::parse(b"a=1&b=2").unwrap().get("b"), Some("2"));
+    }
+}

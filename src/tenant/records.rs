@@ -1,0 +1,145 @@
+//! An organization's records.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Counter, TenantCall, TenantTx};
+use crate::domain::RecordName;
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Record {
+    pub id: i64,
+    pub name: String,
+    pub value: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of the list: at most `limit` records with ids above `after`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub after: i64,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: i64 = 100;
+    pub const MAX_LIMIT: i64 = 1000;
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            limit: Self::DEFAULT_LIMIT,
+            after: 0,
+        }
+    }
+}
+
+/// One page and the org's total, in one round trip.
+#[tracing::instrument(skip_all)]
+pub async fn list(call: &TenantCall<'_>, page: &Page) -> Result<(Vec<Record>, i64), sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        record: Record,
+        total: i64,
+    }
+    let rows: Vec<Row> = sqlx::query_as("select * from tenant_list_records($1, $2, $3)")
+        .bind(call.org.as_str())
+        .bind(page.after)
+        .bind(page.limit as i32)
+        .fetch_all(call.pool)
+        .await?;
+    let total = match rows.first() {
+        Some(row) => row.total,
+        // An empty page (past the end) still reports the org's total.
+        None => count(call).await?,
+    };
+    Ok((rows.into_iter().map(|row| row.record).collect(), total))
+}
+
+/// How many records the org has (kept by triggers, not counted).
+#[tracing::instrument(skip_all)]
+pub async fn count(call: &TenantCall<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select tenant_count_records($1)")
+        .bind(call.org.as_str())
+        .fetch_one(call.pool)
+        .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find(call: &TenantCall<'_>, id: i64) -> Result<Option<Record>, sqlx::Error> {
+    sqlx::query_as("select * from tenant_get_record($1, $2)")
+        .bind(call.org.as_str())
+        .bind(id)
+        .fetch_optional(call.pool)
+        .await
+}
+
+/// Creates a record with the org's next id (dense, unique, never reused), in one round trip.
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    call: &TenantCall<'_>,
+    name: &RecordName,
+    value: &Value,
+) -> Result<Record, sqlx::Error> {
+    sqlx::query_as("select * from tenant_create_record($1, $2, $3)")
+        .bind(call.org.as_str())
+        .bind(name.as_str())
+        .bind(value)
+        .fetch_one(call.pool)
+        .await
+}
+
+/// Changes the name, the value or both; `None` when the org has no such record.
+#[tracing::instrument(skip_all)]
+pub async fn update(
+    tx: &mut TenantTx,
+    id: i64,
+    name: Option<&RecordName>,
+    value: Option<&Value>,
+) -> Result<Option<Record>, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_as(
+        "update records
+            set name = coalesce($3, name),
+                value = case when $4 then $5 else value end,
+                updated_at = now()
+          where org_code = $1 and id = $2
+      returning id, name, value, created_at, updated_at",
+    )
+    .bind(org)
+    .bind(id)
+    .bind(name.map(RecordName::as_str))
+    .bind(value.is_some())
+    .bind(value.cloned().unwrap_or(Value::Null))
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// Deletes a record; false when the org has no such record.
+#[tracing::instrument(skip_all)]
+pub async fn delete(tx: &mut TenantTx, id: i64) -> Result<bool, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    let done = sqlx::query("delete from records where org_code = $1 and id = $2")
+        .bind(org)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether the org has ever had a record (deleted ones included).
+#[tracing::instrument(skip_all)]
+pub async fn ever_created(tx: &mut TenantTx) -> Result<bool, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_scalar(
+        "select exists (select 1 from tenant_counters where org_code = $1 and counter = $2)",
+    )
+    .bind(org)
+    .bind(Counter::Records.as_str())
+    .fetch_one(tx.conn())
+    .await
+}

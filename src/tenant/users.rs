@@ -1,0 +1,42 @@
+//! An organization's users.
+
+use serde::Serialize;
+
+use super::{Counter, TenantTx};
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct OrgUser {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list_users(tx: &mut TenantTx) -> Result<Vec<OrgUser>, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_as("select id, email, name from org_users where org_code = $1 order by id")
+        .bind(org)
+        .fetch_all(tx.conn())
+        .await
+}
+
+/// Adds a user to the transaction's organization with the org's next user id.
+#[tracing::instrument(skip_all)]
+pub async fn insert_user(
+    tx: &mut TenantTx,
+    email: &str,
+    name: &str,
+) -> Result<OrgUser, sqlx::Error> {
+    let org = tx.org().as_str().to_owned();
+    sqlx::query_as(
+        "insert into org_users (org_code, id, email, name)
+         values ($1, tenant_next_id($1, $2), $3, $4)
+         returning id, email, name",
+    )
+    .bind(org)
+    .bind(Counter::OrgUsers.as_str())
+    .bind(email)
+    .bind(name)
+    .fetch_one(tx.conn())
+    .await
+}
