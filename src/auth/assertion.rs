@@ -50,6 +50,10 @@ pub enum AssertionError {
     /// No registered key (or not the one `kid` names) allows the assertion's `alg`.
     NoKeyForAlgorithm,
     BadSignature,
+    /// The app has no registered keys (it uses a secret).
+    NoRegisteredKeys,
+    /// The app is disabled.
+    Disabled,
 }
 
 /// What the assertion must say.

@@ -152,6 +152,19 @@ impl Issuer {
         scope: Option<&str>,
         found: &ClientLookup,
     ) -> Result<TokenResponse, TokenError> {
+        self.issue_bound(client_id, audience, scope, found, None)
+    }
+
+    /// [`Self::issue`], the token bound to the DPoP key whose thumbprint is `jkt` when given
+    /// (RFC 9449 §6: `cnf.jkt`, `token_type` DPoP).
+    pub fn issue_bound(
+        &self,
+        client_id: &str,
+        audience: &str,
+        scope: Option<&str>,
+        found: &ClientLookup,
+        jkt: Option<&str>,
+    ) -> Result<TokenResponse, TokenError> {
         let Some(ApiGrant {
             lifetime_secs: lifetime,
             signing_alg: alg,
@@ -216,6 +229,9 @@ impl Issuer {
         if let Some(org) = &found.org_code {
             claims["org_code"] = json!(org);
         }
+        if let Some(jkt) = jkt {
+            claims["cnf"] = json!({"jkt": jkt});
+        }
         let header = json!({"alg": signer.alg.name(), "typ": "at+jwt", "kid": signer.kid});
         let access_token = signer
             .sign(&header, &claims)
@@ -223,7 +239,7 @@ impl Issuer {
         tracing::info!(%client_id, kid = %signer.kid, "access token issued");
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: lifetime,
             scope,
         })
