@@ -59,6 +59,8 @@ pub enum DpopError {
     /// An access token came with the proof but the proof has no `ath`.
     MissingAth,
     WrongAth,
+    /// The proof's key is not the one the token is bound to.
+    KeyMismatch,
     Replay,
 }
 
@@ -224,6 +226,21 @@ pub fn verify_proof(proof: &str, expected: &Expected<'_>) -> Result<VerifiedProo
         jti: jti.to_owned(),
         valid_until: (iat + window).ceil() as i64,
     })
+}
+
+/// What the resource API needs to check proofs: where they must point, and what it has seen.
+pub struct DpopGuard {
+    pub url: ExternalUrl,
+    pub replay: ReplayCache,
+}
+
+impl DpopGuard {
+    pub fn new(public_url: &str, replay_capacity: usize) -> Result<Self, String> {
+        Ok(Self {
+            url: ExternalUrl::new(public_url).map_err(|e| format!("PUBLIC_URL: {e}"))?,
+            replay: ReplayCache::new(replay_capacity),
+        })
+    }
 }
 
 /// The proofs this instance has accepted, by (key thumbprint, `jti`), each remembered until
