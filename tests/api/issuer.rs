@@ -745,7 +745,7 @@ async fn a_separate_resource_api_trusts_the_issuer_through_its_jwks() {
 }
 
 /// Runs the real binary configured like `app` (same database, same PUBLIC_URL).
-fn orgwall(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
+pub fn orgwall(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"))
         .args(args)
         .env(

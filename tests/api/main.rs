@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod issuer;
 mod jwks;
+mod keybound;
 mod migrations;
 mod records;
 mod second_wall;
