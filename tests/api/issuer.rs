@@ -367,7 +367,11 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
         assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
         assert_eq!(
             meta["token_endpoint_auth_methods_supported"],
-            json!(["client_secret_basic", "client_secret_post"])
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ])
         );
         assert!(
             meta["scopes_supported"]
