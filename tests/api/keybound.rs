@@ -889,3 +889,36 @@ async fn discovery_lists_private_key_jwt_and_dpop() {
     );
     assert_eq!(meta["dpop_signing_alg_values_supported"], algs);
 }
+
+#[tokio::test]
+async fn an_external_issuers_token_with_cnf_jkt_is_held_to_the_same_rules() {
+    let app = TestApp::spawn().await;
+    let key = ClientKey::ec();
+    let mut claims = app.issuer.claims(Some("org_acme"), "read:data");
+    claims["cnf"] = json!({"jkt": key.thumbprint()});
+    let token = app.issuer.mint(&claims);
+    let path = "/orgs/org_acme/data";
+    let url = app.external(path);
+
+    let (headers, _) = json_of(app.get(path, Some(&token)).await, 401).await;
+    let challenge = www_authenticate(&headers).unwrap();
+    assert!(
+        challenge.starts_with(r#"DPoP error="invalid_token""#),
+        "{challenge}"
+    );
+    let proof = key.proof("GET", &url, Some(&token));
+    assert_eq!(
+        app.dpop_get(path, "DPoP", &token, Some(&proof))
+            .await
+            .status(),
+        200
+    );
+    let other = ClientKey::ec().proof("GET", &url, Some(&token));
+    json_of(app.dpop_get(path, "DPoP", &token, Some(&other)).await, 401).await;
+
+    // A confirmation orgwall cannot check (an mTLS certificate binding) is not ignored.
+    let mut mtls = app.issuer.claims(Some("org_acme"), "read:data");
+    mtls["cnf"] = json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
+    let (_, body) = json_of(app.get(path, Some(&app.issuer.mint(&mtls))).await, 401).await;
+    assert_eq!(body["message"], "Invalid or expired token");
+}
