@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use serde::Serialize;
-use serde_json::json;
 
 use super::Issuer;
 use super::clients::{self, ApiGrant, ClientLookup};
@@ -97,6 +96,41 @@ impl std::fmt::Debug for TokenResponse {
             .field("scope", &self.scope)
             .finish()
     }
+}
+
+/// The claims of an access token orgwall issues (RFC 9068, in the shape Kinde's tokens have):
+/// `scp` and `scope` carry the same space-separated string; `org_code` only for an
+/// org-scoped app.
+#[derive(Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    aud: [&'a str; 1],
+    iat: i64,
+    exp: i64,
+    jti: String,
+    scp: &'a str,
+    scope: &'a str,
+    gty: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_code: Option<&'a str>,
+    /// RFC 9449 §6.1: the DPoP key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
+}
+
+/// The JOSE header of an access token.
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    alg: &'static str,
+    typ: &'static str,
+    kid: &'a str,
 }
 
 /// A request-derived value, shortened for an error message.
@@ -214,25 +248,25 @@ impl Issuer {
             .signer(alg)
             .ok_or_else(|| TokenError::unavailable(format!("no {alg} signing key loaded")))?;
         let now = chrono::Utc::now().timestamp();
-        let mut claims = json!({
-            "iss": self.public_url,
-            "sub": client_id,
-            "client_id": client_id,
-            "aud": [audience],
-            "iat": now,
-            "exp": now + lifetime,
-            "jti": uuid::Uuid::new_v4().to_string(),
-            "scp": scope,
-            "scope": scope,
-            "gty": ["client_credentials"],
-        });
-        if let Some(org) = &found.org_code {
-            claims["org_code"] = json!(org);
-        }
-        if let Some(jkt) = jkt {
-            claims["cnf"] = json!({"jkt": jkt});
-        }
-        let header = json!({"alg": signer.alg.name(), "typ": "at+jwt", "kid": signer.kid});
+        let claims = AccessTokenClaims {
+            iss: &self.public_url,
+            sub: client_id,
+            client_id,
+            aud: [audience],
+            iat: now,
+            exp: now + lifetime,
+            jti: uuid::Uuid::new_v4().to_string(),
+            scp: &scope,
+            scope: &scope,
+            gty: ["client_credentials"],
+            org_code: found.org_code.as_deref(),
+            cnf: jkt.map(|jkt| Confirmation { jkt }),
+        };
+        let header = JwsHeader {
+            alg: signer.alg.name(),
+            typ: "at+jwt",
+            kid: &signer.kid,
+        };
         let access_token = signer
             .sign(&header, &claims)
             .map_err(TokenError::server_error)?;
@@ -243,5 +277,26 @@ impl Issuer {
             expires_in: lifetime,
             scope,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_response_never_shows_its_token_in_debug_output() {
+        let response = TokenResponse {
+            access_token: "eyJhbGciOiJSUzI1NiJ9.secret.signature".into(),
+            token_type: "Bearer",
+            expires_in: 3600,
+            scope: "read:data".into(),
+        };
+        let shown = format!("{response:?}");
+        assert!(!shown.contains("eyJ"), "{shown}");
+        assert!(
+            shown.contains("<hidden>") && shown.contains("read:data"),
+            "{shown}"
+        );
     }
 }

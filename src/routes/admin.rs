@@ -18,11 +18,10 @@ use crate::auth::jwk::PublicJwks;
 use crate::body::read_json;
 use crate::config::parse_duration;
 use crate::domain::{
-    ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, ScopeName, TokenLifetime,
-    UserName,
+    ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, ScopeName, UserName,
 };
 use crate::error::ApiError;
-use crate::issuer::catalogue::NewApi;
+use crate::issuer::catalogue::{NewApi, TokenLifetime};
 use crate::issuer::{Issuer, catalogue, keybound, keys};
 
 /// The configured admin token, registered as app data.
