@@ -3,6 +3,7 @@
 //! store both share across instances.
 
 use serde::Serialize;
+use serde_json::json;
 use sqlx::PgPool;
 
 use super::Issuer;
@@ -15,6 +16,7 @@ use crate::auth::jose::now_secs;
 use crate::auth::jwk::PublicJwks;
 use crate::db::Tx;
 use crate::domain::{AppName, OrgCode};
+use crate::tenant::audit::{self, AuditAction};
 
 /// What a `jti` belongs to in the replay store.
 #[derive(Clone, Copy, Debug)]
@@ -280,18 +282,30 @@ pub async fn create_key_app(
     }
     let client_id = super::secrets::new_client_id();
     let mut tx = Tx::begin_plain(pool).await?;
-    let result = sqlx::query!(
-        "insert into m2m_apps (client_id, name, org_code, jwks, require_dpop)
-         values ($1, $2, $3, $4, $5)",
-        client_id,
-        name.as_str(),
-        org.map(OrgCode::as_str),
-        jwks.to_json(),
-        require_dpop,
-    )
-    .execute(tx.conn())
-    .await
-    .map(drop);
+    let result = async {
+        sqlx::query!(
+            "insert into m2m_apps (client_id, name, org_code, jwks, require_dpop)
+             values ($1, $2, $3, $4, $5)",
+            client_id,
+            name.as_str(),
+            org.map(OrgCode::as_str),
+            jwks.to_json(),
+            require_dpop,
+        )
+        .execute(tx.conn())
+        .await?;
+        match org {
+            Some(org) => {
+                let details = json!({
+                    "app_client_id": client_id, "name": name.as_str(),
+                    "token_endpoint_auth_method": "private_key_jwt", "kids": kids(jwks),
+                });
+                audit::record_catalogue_event(&mut tx, org, AuditAction::AppCreated, details).await
+            }
+            None => Ok(()),
+        }
+    }
+    .await;
     tx.finish(result).await?;
     tracing::info!(%client_id, "key-bound app created");
     Ok(NewKeyApp {
@@ -311,14 +325,26 @@ pub async fn set_keys(
     client_id: &str,
     jwks: &PublicJwks,
 ) -> Result<KeysOut, CatalogueError> {
-    let done = sqlx::query!(
-        "update m2m_apps set jwks = $2 where client_id = $1",
-        client_id,
-        jwks.to_json(),
-    )
-    .execute(pool)
-    .await?;
-    if done.rows_affected() == 0 {
+    let mut tx = Tx::begin_plain(pool).await?;
+    let result = async {
+        let Some(org) = sqlx::query_scalar!(
+            "update m2m_apps set jwks = $2 where client_id = $1 returning org_code",
+            client_id,
+            jwks.to_json(),
+        )
+        .fetch_optional(tx.conn())
+        .await?
+        else {
+            return Ok(false);
+        };
+        if let Some(org) = org.as_deref().and_then(|o| OrgCode::parse(o).ok()) {
+            let details = json!({"app_client_id": client_id, "kids": kids(jwks)});
+            audit::record_catalogue_event(&mut tx, &org, AuditAction::AppKeysSet, details).await?;
+        }
+        Ok::<_, sqlx::Error>(true)
+    }
+    .await;
+    if !tx.finish(result).await? {
         return Err(CatalogueError::NotFound(format!(
             "no app with client id '{client_id}'"
         )));

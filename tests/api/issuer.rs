@@ -917,7 +917,8 @@ async fn demo_twice_neither_fails_nor_duplicates_and_prints_working_secrets() {
         }
     };
     assert_eq!(count("select count(*) from apis").await, 1);
-    assert_eq!(count("select count(*) from api_scopes").await, 4);
+    // The tutorial's four, and read:audit for the audit log.
+    assert_eq!(count("select count(*) from api_scopes").await, 5);
     assert_eq!(count("select count(*) from organizations").await, 3);
     assert_eq!(count("select count(*) from m2m_apps").await, 3);
     assert_eq!(count("select count(*) from records").await, 3);

@@ -841,6 +841,29 @@ async fn keys_are_registered_rotated_and_checked_from_the_cli() {
     )
     .await;
 
+    // Both changes are in the organization's audit log, with the kids and no key material.
+    let events: Vec<(String, Value)> = sqlx::query_as(
+        "select action, details from audit_events
+          where org_code = 'org_acme' and details ->> 'app_client_id' = $1 order by id",
+    )
+    .bind(&id)
+    .fetch_all(&app.admin_pool)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = events.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions[0], "app.created");
+    assert_eq!(
+        actions.iter().filter(|a| **a == "app.keys_set").count(),
+        2,
+        "{actions:?}"
+    );
+    assert_eq!(events[0].1["kids"][0], old.thumbprint().as_str());
+    assert!(
+        !events
+            .iter()
+            .any(|(_, d)| d.to_string().contains(old.jwk["x"].as_str().unwrap()))
+    );
+
     // The admin API refuses the same bad keys with a 400 saying why.
     let small_rsa = json!({"kty": "RSA", "n": b64(&[0xc5; 128]), "e": "AQAB"});
     let (status, body) = app

@@ -3,6 +3,7 @@
 mod attacks_issuer;
 mod attacks_tenant;
 mod attacks_verifier;
+mod audit;
 mod auth_checks;
 mod console;
 mod deployments;
@@ -11,6 +12,7 @@ mod helpers;
 mod issuer;
 mod jwks;
 mod keybound;
+mod metrics;
 mod migrations;
 mod records;
 mod second_wall;
