@@ -16,6 +16,7 @@ use crate::auth::jose::now_secs;
 use crate::auth::jwk::PublicJwks;
 use crate::db::Tx;
 use crate::domain::{AppName, OrgCode};
+use crate::telemetry::Untrusted;
 use crate::tenant::audit::{self, AuditAction};
 
 /// What a `jti` belongs to in the replay store.
@@ -165,6 +166,7 @@ impl Issuer {
         let verified = match checked {
             Ok(v) => v,
             Err(reason) => {
+                let client_id = Untrusted(client_id);
                 tracing::debug!(?reason, %client_id, "client assertion refused");
                 return Ok(false);
             }
@@ -180,7 +182,7 @@ impl Issuer {
         )
         .await?
         {
-            tracing::debug!(%client_id, "client assertion replayed");
+            tracing::debug!(client_id = %Untrusted(client_id), "client assertion replayed");
             return Ok(false);
         }
         Ok(true)
@@ -238,7 +240,7 @@ impl Issuer {
 }
 
 /// An app created to authenticate with its keys: no secret exists.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewKeyApp {
     pub client_id: String,
     pub name: String,
@@ -250,7 +252,7 @@ pub struct NewKeyApp {
 }
 
 /// An app's keys after a replacement.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeysOut {
     pub client_id: String,
     pub kids: Vec<String>,

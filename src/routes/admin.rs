@@ -11,11 +11,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::extractor::bearer_token;
 use crate::auth::jwk::PublicJwks;
-use crate::body::read_json;
+use crate::body::{read_json, read_optional_json};
 use crate::config::parse_duration;
 use crate::domain::{
     ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, ScopeName, UserName,
@@ -106,17 +107,19 @@ fn created(value: impl serde::Serialize) -> HttpResponse {
     HttpResponse::Created().json(value)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateApi {
+pub struct CreateApi {
     audience: Audience,
     name: ApiName,
     #[serde(default)]
     scopes: Vec<ScopeDef>,
     /// Seconds.
     #[serde(default)]
+    #[schema(value_type = Option<u32>, minimum = 60, maximum = 86400)]
     token_lifetime: Option<TokenLifetime>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, examples("RS256", "ES256", "EdDSA"))]
     signing_alg: Option<SigningAlgorithm>,
 }
 
@@ -144,9 +147,9 @@ async fn create_api(
     Ok(created(api))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddScope {
+pub struct AddScope {
     audience: String,
     name: ScopeName,
     #[serde(default)]
@@ -171,9 +174,9 @@ async fn add_scope(
     .await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateOrg {
+pub struct CreateOrg {
     code: OrgCode,
     name: OrgName,
 }
@@ -194,9 +197,9 @@ async fn create_org(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddUser {
+pub struct AddUser {
     email: Email,
     name: UserName,
 }
@@ -215,9 +218,9 @@ async fn add_user(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateApp {
+pub struct CreateApp {
     name: AppName,
     #[serde(default)]
     org_code: Option<OrgCode>,
@@ -278,9 +281,9 @@ async fn set_keys(
     Ok(ok(keybound::set_keys(&issuer.pool, &path, &jwks).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Authorize {
+pub struct Authorize {
     audience: String,
     scopes: String,
 }
@@ -302,9 +305,10 @@ async fn authorize(
     .await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Rotate {
+pub struct Rotate {
+    /// How long the old secret keeps working: `30s`, `10m`, `24h` (default: it stops at once).
     #[serde(default)]
     grace: Option<String>,
 }
@@ -316,15 +320,9 @@ async fn rotate_secret(
     body: web::Payload,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, ApiError> {
-    let has_body = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .is_some_and(|v| v != "0");
-    let input: Rotate = if has_body {
-        read_json(&req, body).await?
-    } else {
-        Rotate::default()
-    };
+    // The body is optional; whether there is one is what reading it says, not Content-Length
+    // (a chunked body has none).
+    let input: Rotate = read_optional_json(&req, body).await?.unwrap_or_default();
     let grace = match input.grace.as_deref() {
         Some(g) => parse_duration(g).map_err(|e| ApiError::bad_request(format!("grace: {e}")))?,
         None => Duration::ZERO,
@@ -359,9 +357,9 @@ async fn delete_app(
     Ok(ok(catalogue::delete_app(&issuer.pool, &path).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenIn {
+pub struct TokenIn {
     audience: String,
     #[serde(default)]
     scope: Option<String>,
