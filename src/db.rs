@@ -59,6 +59,7 @@ impl Tx {
             conn: Some(conn),
             finished: false,
         };
+        // Not a macro: a batch of statements in one simple-protocol round trip, built at run time.
         sqlx::raw_sql(AssertSqlSafe(begin_sql))
             .execute(tx.conn())
             .await?;
@@ -74,6 +75,7 @@ impl Tx {
         self.conn.as_mut().expect("BUG: Tx used after finish")
     }
 
+    // `commit` and `rollback` are plain simple-protocol statements, like the `begin` they end.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         sqlx::raw_sql("commit").execute(self.conn()).await?;
         self.finished = true;
@@ -115,12 +117,15 @@ impl Drop for Tx {
 
 /// One round trip to the database (readiness).
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("select 1").execute(pool).await.map(drop)
+    sqlx::query_scalar!("select 1 as one")
+        .fetch_one(pool)
+        .await
+        .map(drop)
 }
 
 /// The versions of the migrations applied successfully.
 pub async fn applied_migrations(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("select version from _sqlx_migrations where success")
+    sqlx::query_scalar!("select version from _sqlx_migrations where success")
         .fetch_all(pool)
         .await
 }

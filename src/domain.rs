@@ -1,10 +1,10 @@
 //! Inputs parsed into types that cannot hold a bad value ("parse, don't validate"). Each rule
 //! lives here once; the command line (clap value parsers, through `FromStr`), the admin API
-//! (serde, through `TryFrom<String>`) and the catalogue all use these types.
+//! (serde, through `TryFrom<String>`) and the catalogue all use these types. (An API's token
+//! lifetime is the catalogue's own: `issuer::catalogue::TokenLifetime`.)
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 /// Implements `FromStr`, `TryFrom<String>`, `Display`, `as_str` and serde for a string newtype
 /// whose `parse(&str) -> Result<Self, String>` holds the rule.
@@ -238,43 +238,6 @@ impl Email {
 
 string_type!(Email);
 
-/// An API's access-token lifetime: 60 s to 24 h. Written like `1h` or `90s` on the command
-/// line, as whole seconds in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TokenLifetime(Duration);
-
-impl TokenLifetime {
-    pub const MIN: Duration = Duration::from_secs(60);
-    pub const MAX: Duration = Duration::from_secs(86_400);
-
-    pub fn new(d: Duration) -> Result<Self, String> {
-        if (Self::MIN.as_secs()..=Self::MAX.as_secs()).contains(&d.as_secs()) {
-            Ok(Self(d))
-        } else {
-            Err("token lifetime must be between 60s and 24h".into())
-        }
-    }
-
-    pub fn as_secs(self) -> u32 {
-        self.0.as_secs() as u32
-    }
-}
-
-impl FromStr for TokenLifetime {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::new(crate::config::parse_duration(s)?)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for TokenLifetime {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let secs = u64::deserialize(d)?;
-        Self::new(Duration::from_secs(secs)).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,18 +316,6 @@ mod tests {
         for bad in ["", "ab", "no-at-sign", "a b@c.d"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn token_lifetimes_are_60s_to_24h() {
-        assert_eq!("1h".parse::<TokenLifetime>().unwrap().as_secs(), 3600);
-        assert_eq!("60s".parse::<TokenLifetime>().unwrap().as_secs(), 60);
-        assert_eq!("24h".parse::<TokenLifetime>().unwrap().as_secs(), 86_400);
-        for bad in ["59s", "25h", "soon", ""] {
-            assert!(bad.parse::<TokenLifetime>().is_err(), "{bad}");
-        }
-        assert!(serde_json::from_str::<TokenLifetime>("3600").is_ok());
-        assert!(serde_json::from_str::<TokenLifetime>("30").is_err());
     }
 
     #[test]

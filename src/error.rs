@@ -62,21 +62,6 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// The one place a catalogue outcome becomes an HTTP answer (the CLI prints the same errors
-/// as one line instead).
-impl From<crate::issuer::catalogue::CatalogueError> for ApiError {
-    fn from(e: crate::issuer::catalogue::CatalogueError) -> Self {
-        use crate::issuer::catalogue::CatalogueError;
-        match e {
-            CatalogueError::Invalid(message) => ApiError::BadRequest(message),
-            CatalogueError::NotFound(message) => ApiError::NotFound(message),
-            CatalogueError::Conflict(message) => ApiError::Conflict(message),
-            CatalogueError::Db(e) => e.into(),
-            CatalogueError::Keys(e) => ApiError::Internal(e),
-        }
-    }
-}
-
 /// Errors that mean "try again later" rather than "we have a bug".
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {

@@ -5,8 +5,8 @@ use sqlx::PgPool;
 
 use super::print_json;
 use crate::auth::SigningAlgorithm;
-use crate::domain::{ApiName, Audience, ScopeDef, TokenLifetime};
-use crate::issuer::catalogue::{self, NewApi};
+use crate::domain::{ApiName, Audience, ScopeDef};
+use crate::issuer::catalogue::{self, NewApi, TokenLifetime};
 
 #[derive(Debug, Subcommand)]
 pub enum ApiCmd {

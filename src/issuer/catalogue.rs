@@ -4,6 +4,7 @@
 //! which the HTTP side turns into its error in one `From`.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -14,10 +15,9 @@ use super::{keys, secrets};
 use crate::auth::OrgContext;
 use crate::auth::SigningAlgorithm;
 use crate::auth::claims::split_scopes;
+use crate::config::parse_duration;
 use crate::db::Tx;
-use crate::domain::{
-    ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, TokenLifetime, UserName,
-};
+use crate::domain::{ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, UserName};
 use crate::tenant::TenantTx;
 use crate::tenant::users::{OrgUser, insert_user};
 
@@ -57,7 +57,7 @@ pub struct ApiOut {
     pub scopes: Vec<ScopeOut>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct OrgOut {
     pub code: String,
     pub name: String,
@@ -120,6 +120,43 @@ pub struct NewUser {
     pub user: OrgUser,
 }
 
+/// An API's access-token lifetime: 60 s to 24 h. Written like `1h` or `90s` on the command
+/// line, as whole seconds in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenLifetime(Duration);
+
+impl TokenLifetime {
+    pub const MIN: Duration = Duration::from_secs(60);
+    pub const MAX: Duration = Duration::from_secs(86_400);
+
+    pub fn new(d: Duration) -> Result<Self, String> {
+        if (Self::MIN.as_secs()..=Self::MAX.as_secs()).contains(&d.as_secs()) {
+            Ok(Self(d))
+        } else {
+            Err("token lifetime must be between 60s and 24h".into())
+        }
+    }
+
+    pub fn as_secs(self) -> u32 {
+        self.0.as_secs() as u32
+    }
+}
+
+impl FromStr for TokenLifetime {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::new(parse_duration(s)?)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TokenLifetime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let secs = u64::deserialize(d)?;
+        Self::new(Duration::from_secs(secs)).map_err(serde::de::Error::custom)
+    }
+}
+
 /// An API to register, checked whole before anything is written.
 #[derive(Debug)]
 pub struct NewApi {
@@ -174,38 +211,38 @@ fn no_app(client_id: &str) -> CatalogueError {
 
 /// The APIs (all, or the one with `audience`) with their scopes, in two queries.
 async fn apis(pool: &PgPool, audience: Option<&str>) -> Result<Vec<ApiOut>> {
-    let apis: Vec<(i64, String, String, Option<i32>, String)> = sqlx::query_as(
+    let apis = sqlx::query!(
         "select id, audience, name, token_lifetime_secs, signing_alg from apis
           where $1::text is null or audience = $1
           order by id",
+        audience,
     )
-    .bind(audience)
     .fetch_all(pool)
     .await?;
-    let ids: Vec<i64> = apis.iter().map(|a| a.0).collect();
-    let scopes: Vec<(i64, String, String)> = sqlx::query_as(
+    let ids: Vec<i64> = apis.iter().map(|a| a.id).collect();
+    let scopes = sqlx::query!(
         "select api_id, name, description from api_scopes
           where api_id = any($1)
           order by api_id, name",
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(pool)
     .await?;
     let mut by_api: HashMap<i64, Vec<ScopeOut>> = HashMap::new();
-    for (api_id, name, description) in scopes {
-        by_api
-            .entry(api_id)
-            .or_default()
-            .push(ScopeOut { name, description });
+    for scope in scopes {
+        by_api.entry(scope.api_id).or_default().push(ScopeOut {
+            name: scope.name,
+            description: scope.description,
+        });
     }
     Ok(apis
         .into_iter()
-        .map(|(id, audience, name, token_lifetime, signing_alg)| ApiOut {
-            audience,
-            name,
-            token_lifetime,
-            signing_alg,
-            scopes: by_api.remove(&id).unwrap_or_default(),
+        .map(|api| ApiOut {
+            audience: api.audience,
+            name: api.name,
+            token_lifetime: api.token_lifetime_secs,
+            signing_alg: api.signing_alg,
+            scopes: by_api.remove(&api.id).unwrap_or_default(),
         })
         .collect())
 }
@@ -223,14 +260,14 @@ async fn api_out(pool: &PgPool, audience: &str) -> Result<ApiOut> {
 pub async fn create_api(pool: &PgPool, api: &NewApi) -> Result<ApiOut> {
     let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
-        let id: i64 = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             "insert into apis (audience, name, token_lifetime_secs, signing_alg)
              values ($1, $2, $3, $4) returning id",
+            api.audience.as_str(),
+            api.name.as_str(),
+            api.token_lifetime.map(|t| t.as_secs() as i32),
+            api.signing_alg.name(),
         )
-        .bind(api.audience.as_str())
-        .bind(api.name.as_str())
-        .bind(api.token_lifetime.map(|t| t.as_secs() as i32))
-        .bind(api.signing_alg.name())
         .fetch_one(tx.conn())
         .await
         .map_err(|e| {
@@ -241,13 +278,13 @@ pub async fn create_api(pool: &PgPool, api: &NewApi) -> Result<ApiOut> {
             )
         })?;
         for scope in &api.scopes {
-            sqlx::query(
+            sqlx::query!(
                 "insert into api_scopes (api_id, name, description) values ($1, $2, $3)
                  on conflict (api_id, name) do update set description = excluded.description",
+                id,
+                scope.name.as_str(),
+                scope.description,
             )
-            .bind(id)
-            .bind(scope.name.as_str())
-            .bind(&scope.description)
             .execute(tx.conn())
             .await?;
         }
@@ -265,14 +302,14 @@ pub async fn create_api(pool: &PgPool, api: &NewApi) -> Result<ApiOut> {
 /// Adds a scope to an API, or changes its description.
 #[tracing::instrument(skip_all)]
 pub async fn add_scope(pool: &PgPool, audience: &str, scope: &ScopeDef) -> Result<ApiOut> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "insert into api_scopes (api_id, name, description)
          select id, $2, $3 from apis where audience = $1
          on conflict (api_id, name) do update set description = excluded.description",
+        audience,
+        scope.name.as_str(),
+        scope.description,
     )
-    .bind(audience)
-    .bind(scope.name.as_str())
-    .bind(&scope.description)
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
@@ -287,18 +324,18 @@ pub async fn list_apis(pool: &PgPool) -> Result<Vec<ApiOut>> {
 
 /// Whether an API with this audience is registered.
 pub async fn api_exists(pool: &PgPool, audience: &str) -> Result<bool> {
-    Ok(
-        sqlx::query_scalar("select exists (select 1 from apis where audience = $1)")
-            .bind(audience)
-            .fetch_one(pool)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"select exists (select 1 from apis where audience = $1) as "exists!""#,
+        audience
     )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Every scope name of every API (the issuer metadata's `scopes_supported`).
 pub async fn scope_names(pool: &PgPool) -> Result<Vec<String>> {
     Ok(
-        sqlx::query_scalar("select distinct name from api_scopes order by name")
+        sqlx::query_scalar!("select distinct name from api_scopes order by name")
             .fetch_all(pool)
             .await?,
     )
@@ -306,27 +343,30 @@ pub async fn scope_names(pool: &PgPool) -> Result<Vec<String>> {
 
 #[tracing::instrument(skip_all, fields(org_code = %code))]
 pub async fn create_org(pool: &PgPool, code: &OrgCode, name: &OrgName) -> Result<OrgOut> {
-    sqlx::query_as("insert into organizations (code, name) values ($1, $2) returning code, name")
-        .bind(code.as_str())
-        .bind(name.as_str())
-        .fetch_one(pool)
-        .await
-        .map_err(|e| {
-            conflict_on(
-                e,
-                "organizations_pkey",
-                format!("organization '{code}' exists"),
-            )
-        })
+    sqlx::query_as!(
+        OrgOut,
+        "insert into organizations (code, name) values ($1, $2) returning code, name",
+        code.as_str(),
+        name.as_str(),
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| {
+        conflict_on(
+            e,
+            "organizations_pkey",
+            format!("organization '{code}' exists"),
+        )
+    })
 }
 
 /// Creates the organization unless one with this code exists (whatever its name).
 pub async fn ensure_org(pool: &PgPool, code: &OrgCode, name: &OrgName) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into organizations (code, name) values ($1, $2) on conflict (code) do nothing",
+        code.as_str(),
+        name.as_str(),
     )
-    .bind(code.as_str())
-    .bind(name.as_str())
     .execute(pool)
     .await?;
     Ok(())
@@ -334,18 +374,19 @@ pub async fn ensure_org(pool: &PgPool, code: &OrgCode, name: &OrgName) -> Result
 
 pub async fn list_orgs(pool: &PgPool) -> Result<Vec<OrgOut>> {
     Ok(
-        sqlx::query_as("select code, name from organizations order by code")
+        sqlx::query_as!(OrgOut, "select code, name from organizations order by code")
             .fetch_all(pool)
             .await?,
     )
 }
 
 async fn require_org(pool: &PgPool, org: &OrgCode) -> Result<()> {
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from organizations where code = $1)")
-            .bind(org.as_str())
-            .fetch_one(pool)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from organizations where code = $1) as "exists!""#,
+        org.as_str()
+    )
+    .fetch_one(pool)
+    .await?;
     if !exists {
         return Err(CatalogueError::NotFound(format!("no organization '{org}'")));
     }
@@ -362,18 +403,20 @@ pub async fn create_app(pool: &PgPool, name: &AppName, org: Option<&OrgCode>) ->
     let (secret, hashed) = secrets::new_secret();
     let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
-        sqlx::query("insert into m2m_apps (client_id, name, org_code) values ($1, $2, $3)")
-            .bind(&client_id)
-            .bind(name.as_str())
-            .bind(org.map(OrgCode::as_str))
-            .execute(tx.conn())
-            .await?;
-        sqlx::query(
-            "insert into client_secrets (client_id, salt, secret_hash) values ($1, $2, $3)",
+        sqlx::query!(
+            "insert into m2m_apps (client_id, name, org_code) values ($1, $2, $3)",
+            client_id,
+            name.as_str(),
+            org.map(OrgCode::as_str),
         )
-        .bind(&client_id)
-        .bind(&hashed.salt)
-        .bind(&hashed.hash)
+        .execute(tx.conn())
+        .await?;
+        sqlx::query!(
+            "insert into client_secrets (client_id, salt, secret_hash) values ($1, $2, $3)",
+            client_id,
+            hashed.salt,
+            hashed.hash,
+        )
         .execute(tx.conn())
         .await?;
         Ok::<_, sqlx::Error>(())
@@ -395,22 +438,23 @@ pub async fn find_app_by_name(
     org: &OrgCode,
     name: &AppName,
 ) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "select client_id from m2m_apps where org_code = $1 and name = $2
           order by created_at limit 1",
+        org.as_str(),
+        name.as_str(),
     )
-    .bind(org.as_str())
-    .bind(name.as_str())
     .fetch_optional(pool)
     .await?)
 }
 
 async fn require_app(pool: &PgPool, client_id: &str) -> Result<()> {
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from m2m_apps where client_id = $1)")
-            .bind(client_id)
-            .fetch_one(pool)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from m2m_apps where client_id = $1) as "exists!""#,
+        client_id
+    )
+    .fetch_one(pool)
+    .await?;
     if exists {
         Ok(())
     } else {
@@ -419,33 +463,33 @@ async fn require_app(pool: &PgPool, client_id: &str) -> Result<()> {
 }
 
 pub async fn list_apps(pool: &PgPool) -> Result<Vec<AppOut>> {
-    let apps: Vec<(String, String, Option<String>, bool)> = sqlx::query_as(
+    let apps = sqlx::query!(
         "select client_id, name, org_code, enabled from m2m_apps order by created_at, client_id",
     )
     .fetch_all(pool)
     .await?;
-    let grants: Vec<(String, String, Vec<String>)> = sqlx::query_as(
+    let grants = sqlx::query!(
         "select g.client_id, a.audience, g.scopes
            from app_grants g join apis a on a.id = g.api_id
           order by a.audience",
     )
     .fetch_all(pool)
     .await?;
+    let mut by_app: HashMap<String, Vec<GrantOut>> = HashMap::new();
+    for grant in grants {
+        by_app.entry(grant.client_id).or_default().push(GrantOut {
+            audience: grant.audience,
+            scopes: grant.scopes.join(" "),
+        });
+    }
     Ok(apps
         .into_iter()
-        .map(|(client_id, name, org_code, enabled)| AppOut {
-            grants: grants
-                .iter()
-                .filter(|g| g.0 == client_id)
-                .map(|g| GrantOut {
-                    audience: g.1.clone(),
-                    scopes: g.2.join(" "),
-                })
-                .collect(),
-            client_id,
-            name,
-            org_code,
-            enabled,
+        .map(|app| AppOut {
+            grants: by_app.remove(&app.client_id).unwrap_or_default(),
+            client_id: app.client_id,
+            name: app.name,
+            org_code: app.org_code,
+            enabled: app.enabled,
         })
         .collect())
 }
@@ -462,27 +506,29 @@ pub async fn authorize(
     let mut wanted = split_scopes(scopes);
     wanted.sort();
     wanted.dedup();
-    let (api_id, known): (i64, Vec<String>) = sqlx::query_as(
-        "select a.id, coalesce(array_agg(s.name) filter (where s.name is not null), '{}')
-           from apis a left join api_scopes s on s.api_id = a.id
-          where a.audience = $1 group by a.id",
+    let api = sqlx::query!(
+        r#"select a.id, coalesce(array_agg(s.name) filter (where s.name is not null), '{}')
+                    as "known!"
+             from apis a left join api_scopes s on s.api_id = a.id
+            where a.audience = $1 group by a.id"#,
+        audience,
     )
-    .bind(audience)
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| no_api(audience))?;
+    let (api_id, known) = (api.id, api.known);
     if let Some(unknown) = wanted.iter().find(|s| !known.contains(s)) {
         return Err(CatalogueError::Invalid(format!(
             "scope '{unknown}' is not defined for API '{audience}'"
         )));
     }
-    sqlx::query(
+    sqlx::query!(
         "insert into app_grants (client_id, api_id, scopes) values ($1, $2, $3)
          on conflict (client_id, api_id) do update set scopes = excluded.scopes",
+        client_id,
+        api_id,
+        &wanted,
     )
-    .bind(client_id)
-    .bind(api_id)
-    .bind(&wanted)
     .execute(pool)
     .await?;
     Ok(GrantOut {
@@ -498,25 +544,30 @@ pub async fn rotate_secret(pool: &PgPool, client_id: &str, grace: Duration) -> R
     let (secret, hashed) = secrets::new_secret();
     let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
-        sqlx::query(
+        sqlx::query!(
             "update client_secrets
-                set expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $2))
+                set expires_at = least(coalesce(expires_at, 'infinity'),
+                                       now() + make_interval(secs => $2))
               where client_id = $1",
+            client_id,
+            grace.as_secs_f64(),
         )
-        .bind(client_id)
-        .bind(grace.as_secs_f64())
         .execute(tx.conn())
         .await?;
-        sqlx::query("delete from client_secrets where client_id = $1 and expires_at <= now()")
-            .bind(client_id)
-            .execute(tx.conn())
-            .await?;
-        sqlx::query("insert into client_secrets (client_id, salt, secret_hash) values ($1, $2, $3)")
-            .bind(client_id)
-            .bind(&hashed.salt)
-            .bind(&hashed.hash)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query!(
+            "delete from client_secrets where client_id = $1 and expires_at <= now()",
+            client_id
+        )
+        .execute(tx.conn())
+        .await?;
+        sqlx::query!(
+            "insert into client_secrets (client_id, salt, secret_hash) values ($1, $2, $3)",
+            client_id,
+            hashed.salt,
+            hashed.hash,
+        )
+        .execute(tx.conn())
+        .await?;
         Ok::<_, sqlx::Error>(())
     }
     .await;
@@ -529,11 +580,13 @@ pub async fn rotate_secret(pool: &PgPool, client_id: &str, grace: Duration) -> R
 }
 
 pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Result<AppEnabled> {
-    let done = sqlx::query("update m2m_apps set enabled = $2 where client_id = $1")
-        .bind(client_id)
-        .bind(enabled)
-        .execute(pool)
-        .await?;
+    let done = sqlx::query!(
+        "update m2m_apps set enabled = $2 where client_id = $1",
+        client_id,
+        enabled
+    )
+    .execute(pool)
+    .await?;
     if done.rows_affected() == 0 {
         return Err(no_app(client_id));
     }
@@ -545,8 +598,7 @@ pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Resul
 
 /// Deletes the app with its secrets and grants.
 pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<AppDeleted> {
-    let done = sqlx::query("delete from m2m_apps where client_id = $1")
-        .bind(client_id)
+    let done = sqlx::query!("delete from m2m_apps where client_id = $1", client_id)
         .execute(pool)
         .await?;
     if done.rows_affected() == 0 {
@@ -582,4 +634,21 @@ pub async fn add_user(
         org_code: org.clone(),
         user,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lifetimes_are_60s_to_24h() {
+        assert_eq!("1h".parse::<TokenLifetime>().unwrap().as_secs(), 3600);
+        assert_eq!("60s".parse::<TokenLifetime>().unwrap().as_secs(), 60);
+        assert_eq!("24h".parse::<TokenLifetime>().unwrap().as_secs(), 86_400);
+        for bad in ["59s", "25h", "soon", ""] {
+            assert!(bad.parse::<TokenLifetime>().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<TokenLifetime>("3600").is_ok());
+        assert!(serde_json::from_str::<TokenLifetime>("30").is_err());
+    }
 }

@@ -58,7 +58,6 @@ pub async fn find(
     audience: &str,
     default_lifetime: Duration,
 ) -> Result<Option<ClientLookup>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
     struct Row {
         enabled: bool,
         org_code: Option<String>,
@@ -70,22 +69,23 @@ pub async fn find(
         signing_alg: Option<String>,
         scopes: Option<Vec<String>>,
     }
-    let rows: Vec<Row> = sqlx::query_as(
-        "select a.enabled, a.org_code, s.salt, s.secret_hash, s.expires_at,
-                ap.id is not null as api_found,
-                coalesce(ap.token_lifetime_secs::bigint, $3::bigint) as lifetime,
-                ap.signing_alg,
-                g.scopes
-           from m2m_apps a
-           left join client_secrets s
-             on s.client_id = a.client_id and (s.expires_at is null or s.expires_at > now())
-           left join apis ap on ap.audience = $2
-           left join app_grants g on g.api_id = ap.id and g.client_id = a.client_id
-          where a.client_id = $1",
+    // Columns of the left-joined tables are null when there is no such row.
+    let rows = sqlx::query_as!(
+        Row,
+        r#"select a.enabled, a.org_code, s.salt as "salt?", s.secret_hash as "secret_hash?",
+                  s.expires_at, ap.id is not null as "api_found!",
+                  coalesce(ap.token_lifetime_secs::bigint, $3::bigint) as "lifetime!",
+                  ap.signing_alg as "signing_alg?", g.scopes as "scopes?"
+             from m2m_apps a
+             left join client_secrets s
+               on s.client_id = a.client_id and (s.expires_at is null or s.expires_at > now())
+             left join apis ap on ap.audience = $2
+             left join app_grants g on g.api_id = ap.id and g.client_id = a.client_id
+            where a.client_id = $1"#,
+        client_id,
+        audience,
+        default_lifetime.as_secs() as i64,
     )
-    .bind(client_id)
-    .bind(audience)
-    .bind(default_lifetime.as_secs() as i64)
     .fetch_all(pool)
     .await?;
     let Some(first) = rows.first() else {

@@ -78,8 +78,12 @@ impl Signer {
         })
     }
 
-    /// Signs `header.claims` (both JSON) and returns the compact JWS.
-    pub fn sign(&self, header: &Value, claims: &Value) -> anyhow::Result<String> {
+    /// Signs `header.claims` (both serialized as JSON) and returns the compact JWS.
+    pub fn sign(
+        &self,
+        header: &impl serde::Serialize,
+        claims: &impl serde::Serialize,
+    ) -> anyhow::Result<String> {
         let mut token = String::with_capacity(1024);
         URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(header)?, &mut token);
         token.push('.');
@@ -203,9 +207,9 @@ pub struct RotatedKeys {
 /// Adds a new signing key for every algorithm in use (RS256 at least) and retires the old
 /// ones, so that all keys rotate together.
 pub async fn rotate(pool: &PgPool) -> anyhow::Result<RotatedKeys> {
-    let in_use: Vec<String> = sqlx::query_scalar(
-        "select distinct alg from signing_keys where retired_at is null
-         union select 'RS256'",
+    let in_use = sqlx::query_scalar!(
+        r#"select distinct alg as "alg!" from signing_keys where retired_at is null
+           union select 'RS256'"#,
     )
     .fetch_all(pool)
     .await
@@ -263,10 +267,11 @@ pub async fn ensure_key(pool: &PgPool, alg: SigningAlgorithm) -> anyhow::Result<
 /// [`ensure_key`] inside the caller's transaction, so that a key made for something that then
 /// fails (an API that cannot be created) is rolled back with it.
 pub async fn ensure_key_in(conn: &mut PgConnection, alg: SigningAlgorithm) -> anyhow::Result<()> {
-    let has_key: bool = sqlx::query_scalar(
-        "select exists (select 1 from signing_keys where retired_at is null and alg = $1)",
+    let has_key = sqlx::query_scalar!(
+        r#"select exists (select 1 from signing_keys where retired_at is null and alg = $1)
+             as "exists!""#,
+        alg.name(),
     )
-    .bind(alg.name())
     .fetch_one(&mut *conn)
     .await
     .context("reading signing keys")?;
@@ -302,26 +307,26 @@ async fn store_key(
     (kid, der, jwk): &(String, Vec<u8>, Value),
     retire_others: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("select pg_advisory_xact_lock(hashtext('orgwall_signing_keys'))")
+    sqlx::query!("select pg_advisory_xact_lock(hashtext('orgwall_signing_keys'))")
         .execute(&mut *conn)
         .await?;
     if retire_others {
-        sqlx::query(
+        sqlx::query!(
             "update signing_keys set retired_at = now() where retired_at is null and alg = $1",
+            alg.name(),
         )
-        .bind(alg.name())
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query(
+    sqlx::query!(
         "insert into signing_keys (kid, alg, private_der, public_jwk)
          select $1, $4, $2, $3
           where not exists (select 1 from signing_keys where retired_at is null and alg = $4)",
+        kid,
+        der,
+        jwk,
+        alg.name(),
     )
-    .bind(kid)
-    .bind(der)
-    .bind(jwk)
-    .bind(alg.name())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -346,22 +351,25 @@ impl KeyStore {
 
     /// Re-reads the published keys and the current signer.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let rows: Vec<(String, String, Option<Vec<u8>>, Value)> = sqlx::query_as(
-            "select kid, alg, case when retired_at is null then private_der end, public_jwk
+        // The private key only of the keys that still sign.
+        let rows = sqlx::query!(
+            "select kid, alg, case when retired_at is null then private_der end as private_der,
+                    public_jwk
                from signing_keys
               where retired_at is null
                  or retired_at > now() - make_interval(secs => greatest($1::double precision,
                       (select coalesce(max(token_lifetime_secs), 0) from apis)))
               order by created_at desc",
+            self.default_lifetime.as_secs_f64(),
         )
-        .bind(self.default_lifetime.as_secs_f64())
         .fetch_all(&self.pool)
         .await
         .context("reading signing keys")?;
 
         let mut signers = HashMap::new();
         let mut published = Vec::with_capacity(rows.len());
-        for (kid, alg, der, jwk) in rows {
+        for row in rows {
+            let (kid, alg, der, jwk) = (row.kid, row.alg, row.private_der, row.public_jwk);
             let alg = SigningAlgorithm::from_jose(&alg)
                 .ok_or_else(|| anyhow!("stored key {kid} has unknown algorithm {alg}"))?;
             if let (false, Some(der)) = (signers.contains_key(&alg), der) {

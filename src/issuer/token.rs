@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use serde::Serialize;
-use serde_json::json;
 
 use super::Issuer;
 use super::clients::{self, ApiGrant, ClientLookup};
@@ -97,6 +96,33 @@ impl std::fmt::Debug for TokenResponse {
             .field("scope", &self.scope)
             .finish()
     }
+}
+
+/// The claims of an access token orgwall issues (RFC 9068, in the shape Kinde's tokens have):
+/// `scp` and `scope` carry the same space-separated string; `org_code` only for an
+/// org-scoped app.
+#[derive(Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    aud: [&'a str; 1],
+    iat: i64,
+    exp: i64,
+    jti: String,
+    scp: &'a str,
+    scope: &'a str,
+    gty: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_code: Option<&'a str>,
+}
+
+/// The JOSE header of an access token.
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    alg: &'static str,
+    typ: &'static str,
+    kid: &'a str,
 }
 
 /// A request-derived value, shortened for an error message.
@@ -201,22 +227,24 @@ impl Issuer {
             .signer(alg)
             .ok_or_else(|| TokenError::unavailable(format!("no {alg} signing key loaded")))?;
         let now = chrono::Utc::now().timestamp();
-        let mut claims = json!({
-            "iss": self.public_url,
-            "sub": client_id,
-            "client_id": client_id,
-            "aud": [audience],
-            "iat": now,
-            "exp": now + lifetime,
-            "jti": uuid::Uuid::new_v4().to_string(),
-            "scp": scope,
-            "scope": scope,
-            "gty": ["client_credentials"],
-        });
-        if let Some(org) = &found.org_code {
-            claims["org_code"] = json!(org);
-        }
-        let header = json!({"alg": signer.alg.name(), "typ": "at+jwt", "kid": signer.kid});
+        let claims = AccessTokenClaims {
+            iss: &self.public_url,
+            sub: client_id,
+            client_id,
+            aud: [audience],
+            iat: now,
+            exp: now + lifetime,
+            jti: uuid::Uuid::new_v4().to_string(),
+            scp: &scope,
+            scope: &scope,
+            gty: ["client_credentials"],
+            org_code: found.org_code.as_deref(),
+        };
+        let header = JwsHeader {
+            alg: signer.alg.name(),
+            typ: "at+jwt",
+            kid: &signer.kid,
+        };
         let access_token = signer
             .sign(&header, &claims)
             .map_err(TokenError::server_error)?;

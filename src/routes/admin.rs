@@ -17,11 +17,10 @@ use crate::auth::extractor::bearer_token;
 use crate::body::read_json;
 use crate::config::parse_duration;
 use crate::domain::{
-    ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, ScopeName, TokenLifetime,
-    UserName,
+    ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, ScopeName, UserName,
 };
 use crate::error::ApiError;
-use crate::issuer::catalogue::NewApi;
+use crate::issuer::catalogue::{NewApi, TokenLifetime};
 use crate::issuer::{Issuer, catalogue, keys};
 
 /// The configured admin token, registered as app data.

@@ -10,6 +10,9 @@ pub mod users;
 
 use actix_web::web;
 
+use crate::error::ApiError;
+use crate::issuer::catalogue::CatalogueError;
+
 /// The tenant routes and probes; the whole table in one place.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources rather than bare routes, so that another method gets 405, not 404.
@@ -42,4 +45,18 @@ pub fn configure_issuer(cfg: &mut web::ServiceConfig) {
     .route("/.well-known/jwks.json", web::get().to(metadata::jwks))
     .route("/.well-known/jwks", web::get().to(metadata::jwks))
     .service(web::resource("/oauth2/token").route(web::post().to(token::token_endpoint)));
+}
+
+/// The one place a catalogue outcome becomes an HTTP answer (the CLI prints the same errors
+/// as one line instead).
+impl From<CatalogueError> for ApiError {
+    fn from(e: CatalogueError) -> Self {
+        match e {
+            CatalogueError::Invalid(message) => ApiError::BadRequest(message),
+            CatalogueError::NotFound(message) => ApiError::NotFound(message),
+            CatalogueError::Conflict(message) => ApiError::Conflict(message),
+            CatalogueError::Db(e) => e.into(),
+            CatalogueError::Keys(e) => ApiError::Internal(e),
+        }
+    }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{Counter, TenantCall, TenantTx};
 use crate::domain::RecordName;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct Record {
     pub id: i64,
     pub name: String,
@@ -40,42 +40,67 @@ impl Default for Page {
 /// One page and the org's total, in one round trip.
 #[tracing::instrument(skip_all)]
 pub async fn list(call: &TenantCall<'_>, page: &Page) -> Result<(Vec<Record>, i64), sqlx::Error> {
-    #[derive(sqlx::FromRow)]
     struct Row {
-        #[sqlx(flatten)]
-        record: Record,
+        id: i64,
+        name: String,
+        value: Value,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
         total: i64,
     }
-    let rows: Vec<Row> = sqlx::query_as("select * from tenant_list_records($1, $2, $3)")
-        .bind(call.org.as_str())
-        .bind(page.after)
-        .bind(page.limit as i32)
-        .fetch_all(call.pool)
-        .await?;
+    // A function's result columns are nullable to sqlx; these never are.
+    let rows = sqlx::query_as!(
+        Row,
+        r#"select id as "id!", name as "name!", value as "value!", created_at as "created_at!",
+                  updated_at as "updated_at!", total as "total!"
+             from tenant_list_records($1, $2, $3)"#,
+        call.org.as_str(),
+        page.after,
+        page.limit as i32,
+    )
+    .fetch_all(call.pool)
+    .await?;
     let total = match rows.first() {
         Some(row) => row.total,
         // An empty page (past the end) still reports the org's total.
         None => count(call).await?,
     };
-    Ok((rows.into_iter().map(|row| row.record).collect(), total))
+    let records = rows
+        .into_iter()
+        .map(|r| Record {
+            id: r.id,
+            name: r.name,
+            value: r.value,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    Ok((records, total))
 }
 
 /// How many records the org has (kept by triggers, not counted).
 #[tracing::instrument(skip_all)]
 pub async fn count(call: &TenantCall<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select tenant_count_records($1)")
-        .bind(call.org.as_str())
-        .fetch_one(call.pool)
-        .await
+    sqlx::query_scalar!(
+        r#"select tenant_count_records($1) as "total!""#,
+        call.org.as_str()
+    )
+    .fetch_one(call.pool)
+    .await
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn find(call: &TenantCall<'_>, id: i64) -> Result<Option<Record>, sqlx::Error> {
-    sqlx::query_as("select * from tenant_get_record($1, $2)")
-        .bind(call.org.as_str())
-        .bind(id)
-        .fetch_optional(call.pool)
-        .await
+    sqlx::query_as!(
+        Record,
+        r#"select id as "id!", name as "name!", value as "value!", created_at as "created_at!",
+                  updated_at as "updated_at!"
+             from tenant_get_record($1, $2)"#,
+        call.org.as_str(),
+        id,
+    )
+    .fetch_optional(call.pool)
+    .await
 }
 
 /// Creates a record with the org's next id (dense, unique, never reused), in one round trip.
@@ -85,12 +110,17 @@ pub async fn create(
     name: &RecordName,
     value: &Value,
 ) -> Result<Record, sqlx::Error> {
-    sqlx::query_as("select * from tenant_create_record($1, $2, $3)")
-        .bind(call.org.as_str())
-        .bind(name.as_str())
-        .bind(value)
-        .fetch_one(call.pool)
-        .await
+    sqlx::query_as!(
+        Record,
+        r#"select id as "id!", name as "name!", value as "value!", created_at as "created_at!",
+                  updated_at as "updated_at!"
+             from tenant_create_record($1, $2, $3)"#,
+        call.org.as_str(),
+        name.as_str(),
+        value,
+    )
+    .fetch_one(call.pool)
+    .await
 }
 
 /// Changes the name, the value or both; `None` when the org has no such record.
@@ -102,19 +132,20 @@ pub async fn update(
     value: Option<&Value>,
 ) -> Result<Option<Record>, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
-    sqlx::query_as(
+    sqlx::query_as!(
+        Record,
         "update records
             set name = coalesce($3, name),
                 value = case when $4 then $5 else value end,
                 updated_at = now()
           where org_code = $1 and id = $2
       returning id, name, value, created_at, updated_at",
+        org,
+        id,
+        name.map(RecordName::as_str),
+        value.is_some(),
+        value.unwrap_or(&Value::Null),
     )
-    .bind(org)
-    .bind(id)
-    .bind(name.map(RecordName::as_str))
-    .bind(value.is_some())
-    .bind(value.cloned().unwrap_or(Value::Null))
     .fetch_optional(tx.conn())
     .await
 }
@@ -123,11 +154,13 @@ pub async fn update(
 #[tracing::instrument(skip_all)]
 pub async fn delete(tx: &mut TenantTx, id: i64) -> Result<bool, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
-    let done = sqlx::query("delete from records where org_code = $1 and id = $2")
-        .bind(org)
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+    let done = sqlx::query!(
+        "delete from records where org_code = $1 and id = $2",
+        org,
+        id
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -135,11 +168,12 @@ pub async fn delete(tx: &mut TenantTx, id: i64) -> Result<bool, sqlx::Error> {
 #[tracing::instrument(skip_all)]
 pub async fn ever_created(tx: &mut TenantTx) -> Result<bool, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
-    sqlx::query_scalar(
-        "select exists (select 1 from tenant_counters where org_code = $1 and counter = $2)",
+    sqlx::query_scalar!(
+        r#"select exists (select 1 from tenant_counters where org_code = $1 and counter = $2)
+             as "exists!""#,
+        org,
+        Counter::Records.as_str(),
     )
-    .bind(org)
-    .bind(Counter::Records.as_str())
     .fetch_one(tx.conn())
     .await
 }

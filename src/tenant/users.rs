@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{Counter, TenantTx};
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct OrgUser {
     pub id: i64,
     pub email: String,
@@ -14,10 +14,13 @@ pub struct OrgUser {
 #[tracing::instrument(skip_all)]
 pub async fn list_users(tx: &mut TenantTx) -> Result<Vec<OrgUser>, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
-    sqlx::query_as("select id, email, name from org_users where org_code = $1 order by id")
-        .bind(org)
-        .fetch_all(tx.conn())
-        .await
+    sqlx::query_as!(
+        OrgUser,
+        "select id, email, name from org_users where org_code = $1 order by id",
+        org
+    )
+    .fetch_all(tx.conn())
+    .await
 }
 
 /// Adds a user to the transaction's organization with the org's next user id.
@@ -28,15 +31,16 @@ pub async fn insert_user(
     name: &str,
 ) -> Result<OrgUser, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
-    sqlx::query_as(
+    sqlx::query_as!(
+        OrgUser,
         "insert into org_users (org_code, id, email, name)
          values ($1, tenant_next_id($1, $2), $3, $4)
          returning id, email, name",
+        org,
+        Counter::OrgUsers.as_str(),
+        email,
+        name,
     )
-    .bind(org)
-    .bind(Counter::OrgUsers.as_str())
-    .bind(email)
-    .bind(name)
     .fetch_one(tx.conn())
     .await
 }
