@@ -15,6 +15,9 @@ pub enum ApiError {
     NoToken,
     #[error("Invalid or expired token")]
     InvalidToken,
+    /// A valid token of the built-in issuer that was revoked (or whose org is switched off).
+    #[error("Token has been revoked")]
+    RevokedToken,
     #[error("Token is not scoped to an organization")]
     NotOrgScoped,
     #[error("Token does not have access to this organization")]
@@ -80,9 +83,10 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::NoToken | ApiError::InvalidToken | ApiError::Unauthorized(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::NoToken
+            | ApiError::InvalidToken
+            | ApiError::RevokedToken
+            | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotOrgScoped | ApiError::WrongOrg | ApiError::MissingScope(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -105,7 +109,9 @@ impl ResponseError for ApiError {
         let mut response = json_error(self.status_code(), &self.to_string());
         let challenge = match self {
             ApiError::NoToken => Some(r#"Bearer realm="orgwall""#.to_string()),
-            ApiError::InvalidToken => Some(r#"Bearer error="invalid_token""#.to_string()),
+            ApiError::InvalidToken | ApiError::RevokedToken => {
+                Some(r#"Bearer error="invalid_token""#.to_string())
+            }
             ApiError::MissingScope(scope) => Some(format!(
                 r#"Bearer error="insufficient_scope", scope="{scope}""#
             )),

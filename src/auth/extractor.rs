@@ -11,7 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use tracing_actix_web::RootSpan;
 
 use super::scope::Scope;
-use super::verifier::Verifier;
+use super::verifier::{Rejection, Verifier};
 use crate::domain::OrgCode;
 use crate::error::ApiError;
 
@@ -122,7 +122,10 @@ async fn authorize<S: Scope>(
     let token = token?.ok_or(ApiError::NoToken)?;
     let verified = verifier.verify(&token).await.map_err(|reason| {
         tracing::debug!(?reason, "token rejected");
-        ApiError::InvalidToken
+        match reason {
+            Rejection::Revoked => ApiError::RevokedToken,
+            _ => ApiError::InvalidToken,
+        }
     })?;
     if let Some(span) = &span {
         span.record("client_id", verified.client_id.as_str());

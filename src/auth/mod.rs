@@ -8,6 +8,7 @@ mod algorithm;
 pub mod claims;
 pub mod extractor;
 pub mod jwks;
+pub mod revocation;
 pub mod scope;
 pub mod verifier;
 

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use super::print_json;
 use crate::config::parse_duration;
 use crate::domain::{AppName, OrgCode};
-use crate::issuer::catalogue;
+use crate::issuer::{catalogue, revocation};
 
 #[derive(Debug, Args)]
 pub struct ClientIdArg {
@@ -41,8 +41,13 @@ pub enum AppCmd {
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
         grace: Duration,
     },
+    /// Revoke every token issued to the app so far.
+    RevokeTokens(ClientIdArg),
+    /// Switch the app off: no new tokens, and every token it holds is revoked.
     Disable(ClientIdArg),
+    /// Switch the app back on (its revoked tokens stay revoked).
     Enable(ClientIdArg),
+    /// Delete the app; every token it holds is revoked.
     Delete(ClientIdArg),
     List,
 }
@@ -60,6 +65,9 @@ pub async fn run(cmd: AppCmd, pool: &PgPool) -> anyhow::Result<()> {
         } => print_json(&c::authorize(pool, &client_id, &audience, &scopes).await?),
         AppCmd::RotateSecret { client_id, grace } => {
             print_json(&c::rotate_secret(pool, &client_id, grace).await?)
+        }
+        AppCmd::RevokeTokens(a) => {
+            print_json(&revocation::revoke_app_tokens(pool, &a.client_id).await?)
         }
         AppCmd::Disable(a) => print_json(&c::set_enabled(pool, &a.client_id, false).await?),
         AppCmd::Enable(a) => print_json(&c::set_enabled(pool, &a.client_id, true).await?),

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use sqlx::PgPool;
 
-use crate::issuer::keys;
+use crate::issuer::{keys, revocation};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCmd {
@@ -11,11 +11,18 @@ pub enum KeysCmd {
     Rotate,
     /// List the signing keys (kid, alg, signing or retired, dates); never a private part.
     List,
+    /// Revoke a key at once (a leak): it leaves the JWKS and every token it signed is
+    /// refused; a key that was signing is first replaced by a new one.
+    Revoke {
+        #[arg(long)]
+        kid: String,
+    },
 }
 
 pub async fn run(cmd: KeysCmd, pool: &PgPool) -> anyhow::Result<()> {
     match cmd {
         KeysCmd::Rotate => super::print_json(&keys::rotate(pool).await?),
         KeysCmd::List => super::print_json(&keys::list(pool).await?),
+        KeysCmd::Revoke { kid } => super::print_json(&revocation::revoke_key(pool, &kid).await?),
     }
 }

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::{keys, secrets};
+use super::{keys, revocation, secrets};
 use crate::auth::OrgContext;
 use crate::auth::SigningAlgorithm;
 use crate::auth::claims::split_scopes;
@@ -579,31 +579,50 @@ pub async fn rotate_secret(pool: &PgPool, client_id: &str, grace: Duration) -> R
     })
 }
 
+/// Switches an app on or off. Switching it off also revokes every token it holds; switching it
+/// back on does not bring them back.
 pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Result<AppEnabled> {
-    let done = sqlx::query!(
-        "update m2m_apps set enabled = $2 where client_id = $1",
-        client_id,
-        enabled
-    )
-    .execute(pool)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(no_app(client_id));
+    let mut tx = Tx::begin_plain(pool).await?;
+    let result = async {
+        let done = sqlx::query!(
+            "update m2m_apps set enabled = $2 where client_id = $1",
+            client_id,
+            enabled
+        )
+        .execute(tx.conn())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(no_app(client_id));
+        }
+        if !enabled {
+            revocation::cut_off_app(tx.conn(), client_id).await?;
+        }
+        Ok(())
     }
+    .await;
+    tx.finish(result).await?;
     Ok(AppEnabled {
         client_id: client_id.to_owned(),
         enabled,
     })
 }
 
-/// Deletes the app with its secrets and grants.
+/// Deletes the app with its secrets and grants, and revokes every token it holds (the cutoff
+/// outlives the app until those tokens have expired).
 pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<AppDeleted> {
-    let done = sqlx::query!("delete from m2m_apps where client_id = $1", client_id)
-        .execute(pool)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(no_app(client_id));
+    let mut tx = Tx::begin_plain(pool).await?;
+    let result = async {
+        let done = sqlx::query!("delete from m2m_apps where client_id = $1", client_id)
+            .execute(tx.conn())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(no_app(client_id));
+        }
+        revocation::cut_off_app(tx.conn(), client_id).await?;
+        Ok(())
     }
+    .await;
+    tx.finish(result).await?;
     Ok(AppDeleted {
         client_id: client_id.to_owned(),
         deleted: true,

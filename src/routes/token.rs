@@ -3,6 +3,7 @@
 //! scopes → issue.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -15,6 +16,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::body::BodyLimit;
+use crate::issuer::clients::ClientLookup;
 use crate::issuer::token::{TokenError, TokenResponse, truncate};
 use crate::issuer::{Issuer, secrets};
 
@@ -41,10 +43,10 @@ impl ResponseError for TokenError {
 }
 
 /// The form's parameters, each at most once (RFC 6749 §3.2).
-struct Form(Vec<(String, String)>);
+pub struct Form(Vec<(String, String)>);
 
 impl Form {
-    fn parse(body: &[u8]) -> Result<Self, TokenError> {
+    pub fn parse(body: &[u8]) -> Result<Self, TokenError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| TokenError::invalid_request("The request body is not a valid form"))?;
         // PostgreSQL text cannot hold NUL: refuse it here rather than fail in a query (a 500).
@@ -67,7 +69,7 @@ impl Form {
         Ok(Self(pairs))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -119,7 +121,8 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn read_form(req: &HttpRequest, mut payload: web::Payload) -> Result<Form, TokenError> {
+/// Reads a form-encoded body (the token, revocation and introspection requests).
+pub async fn read_form(req: &HttpRequest, mut payload: web::Payload) -> Result<Form, TokenError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -169,11 +172,22 @@ pub async fn token_endpoint(
         .json(issued))
 }
 
-async fn client_credentials(
+/// A client that proved who it is, with what the issuer read about it.
+pub struct AuthenticatedClient {
+    pub client_id: String,
+    pub app: Arc<ClientLookup>,
+}
+
+/// Client authentication, the same for every issuer endpoint that takes it (token,
+/// revocation, introspection): HTTP Basic or the form (never both), the failure limiter, then
+/// the app and its secret in one lookup. `audience` rides along so that the token endpoint
+/// reads the app, its API and grant in the same round trip; other endpoints pass `""`.
+pub async fn authenticate_client(
     req: &HttpRequest,
     form: &Form,
     issuer: &Issuer,
-) -> Result<TokenResponse, TokenError> {
+    audience: &str,
+) -> Result<AuthenticatedClient, TokenError> {
     // Client authentication: Basic or the form, never both.
     let basic = match req.headers().get(header::AUTHORIZATION) {
         Some(v) => basic_credentials(v)?,
@@ -215,6 +229,29 @@ async fn client_credentials(
     };
     issuer.limiter.check(addr, &client_id).map_err(slow_down)?;
 
+    // One round trip: the app, its live secrets, the API and the grant.
+    let found = issuer.lookup(&client_id, audience).await?;
+    match found {
+        Some(app) if app.authenticates(&secret) => Ok(AuthenticatedClient { client_id, app }),
+        found => {
+            if found.is_none() {
+                secrets::verify_against_nothing(&secret);
+            }
+            tracing::info!(%client_id, %addr, "client authentication failed");
+            issuer
+                .limiter
+                .record_failure(addr, &client_id)
+                .map_err(slow_down)?;
+            Err(with_challenge(TokenError::invalid_client()))
+        }
+    }
+}
+
+async fn client_credentials(
+    req: &HttpRequest,
+    form: &Form,
+    issuer: &Issuer,
+) -> Result<TokenResponse, TokenError> {
     let audience = match (form.get("audience"), form.get("resource")) {
         (Some(a), Some(r)) if a != r => {
             return Err(TokenError::invalid_request(
@@ -224,26 +261,13 @@ async fn client_credentials(
         (Some(a), _) | (None, Some(a)) => Some(a),
         (None, None) => None,
     };
-    // One round trip: the app, its live secrets, the API and the grant.
-    let found = issuer.lookup(&client_id, audience.unwrap_or("")).await?;
-    if !found.as_ref().is_some_and(|f| f.authenticates(&secret)) {
-        if found.is_none() {
-            secrets::verify_against_nothing(&secret);
-        }
-        tracing::info!(%client_id, %addr, "client authentication failed");
-        issuer
-            .limiter
-            .record_failure(addr, &client_id)
-            .map_err(slow_down)?;
-        return Err(with_challenge(TokenError::invalid_client()));
-    }
+    let client = authenticate_client(req, form, issuer, audience.unwrap_or("")).await?;
     let Some(audience) = audience else {
         return Err(TokenError::invalid_request(
             "Missing 'audience' (or 'resource')",
         ));
     };
-    let found = found.expect("authenticated above");
-    issuer.issue(&client_id, audience, form.get("scope"), &found)
+    issuer.issue(&client.client_id, audience, form.get("scope"), &client.app)
 }
 
 #[cfg(test)]
