@@ -242,8 +242,6 @@ pub struct KeyInfo {
     pub status: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When it last signed a token, as recorded (at most [`SIGNED_AT_EVERY`] behind).
-    pub last_signed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Every stored signing key, newest first.
@@ -259,7 +257,7 @@ pub async fn list(pool: &PgPool) -> anyhow::Result<KeyList> {
                   case when revoked_at is not null then 'revoked'
                        when retired_at is null then 'signing'
                        else 'retired' end as "status!",
-                  created_at, retired_at, last_signed_at
+                  created_at, retired_at
              from signing_keys
             order by created_at desc, kid"#,
     )

@@ -85,22 +85,24 @@ impl Targets {
     }
 }
 
-/// Options for the LISTEN connection: `DATABASE_LISTEN_URL`, named, with server-side TCP
-/// keepalive.
+/// Options for the LISTEN connection: `DATABASE_LISTEN_URL`, named [`APPLICATION_NAME`]
+/// unless the URL names it, with server-side TCP keepalive.
 pub fn listen_options(
     url: &str,
     statement_timeout: Duration,
 ) -> Result<PgConnectOptions, sqlx::Error> {
     let statement_ms = statement_timeout.as_millis().to_string();
-    Ok(url
-        .parse::<PgConnectOptions>()?
-        .application_name(APPLICATION_NAME)
-        .options([
-            ("statement_timeout", statement_ms.as_str()),
-            ("tcp_keepalives_idle", "5"),
-            ("tcp_keepalives_interval", "2"),
-            ("tcp_keepalives_count", "2"),
-        ]))
+    let options = url.parse::<PgConnectOptions>()?;
+    let name = options
+        .get_application_name()
+        .unwrap_or(APPLICATION_NAME)
+        .to_owned();
+    Ok(options.application_name(&name).options([
+        ("statement_timeout", statement_ms.as_str()),
+        ("tcp_keepalives_idle", "5"),
+        ("tcp_keepalives_interval", "2"),
+        ("tcp_keepalives_count", "2"),
+    ]))
 }
 
 pub fn spawn(options: PgConnectOptions, targets: Targets) {

@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 use crate::helpers::TestApp;
 
 const TENANT_TABLES: [&str; 3] = ["records", "org_users", "tenant_counters"];
-const CATALOGUE_TABLES: [&str; 7] = [
+const CATALOGUE_TABLES: [&str; 10] = [
     "apis",
     "api_scopes",
     "organizations",
@@ -22,6 +22,9 @@ const CATALOGUE_TABLES: [&str; 7] = [
     "client_secrets",
     "app_grants",
     "signing_keys",
+    "app_token_cutoffs",
+    "org_token_cutoffs",
+    "revoked_tokens",
 ];
 
 fn ctx(org: &str) -> OrgContext {
