@@ -291,7 +291,7 @@ async fn the_admin_revokes_one_token_and_refuses_what_is_not_ours_with_a_clear_4
 }
 
 #[tokio::test]
-async fn the_cli_mirrors_revoke_tokens_and_org_disable_and_enable() {
+async fn the_cli_mirrors_revoke_tokens_org_disable_and_enable_and_keys_revoke() {
     let app = TestApp::spawn_issuer().await;
     let (id, secret) = app.setup_tutorial("org_acme").await;
     let token = app.access_token(&id, &secret).await;
@@ -321,6 +321,24 @@ async fn the_cli_mirrors_revoke_tokens_and_org_disable_and_enable() {
     let (ok, out, _) = orgwall(&app, &["org", "enable", "--code", "org_acme"]);
     assert!(ok);
     assert_eq!(out, json!({"code": "org_acme", "disabled": false}));
+
+    next_second().await;
+    let token = app.access_token(&id, &secret).await;
+    assert_eq!(
+        app.get("/orgs/org_acme/data", Some(&token)).await.status(),
+        200
+    );
+    let (_, keys) = app.admin(Method::GET, "/admin/keys", None).await;
+    let kid = keys["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let (ok, out, err) = orgwall(&app, &["keys", "revoke", "--kid", &kid]);
+    assert!(ok, "{err}");
+    assert_eq!(out["kid"], json!(kid));
+    assert!(out["replaced_by"].is_string(), "{out}");
+    let url = app.url("/orgs/org_acme/data");
+    assert!(until_status(&app.http, &url, &token, 401).await.is_some());
+    let (ok, _, err) = orgwall(&app, &["keys", "revoke", "--kid", "no-such-kid"]);
+    assert!(!ok);
+    assert!(err.contains("no signing key 'no-such-kid'"), "{err}");
 }
 
 async fn revoke_request(
