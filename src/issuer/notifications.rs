@@ -194,3 +194,19 @@ async fn run(options: PgConnectOptions, targets: Targets) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listen_connection_is_named_unless_its_url_names_it() {
+        let timeout = Duration::from_secs(10);
+        let named = listen_options("postgres://u@db/orgwall?application_name=mine", timeout);
+        assert_eq!(named.unwrap().get_application_name(), Some("mine"));
+        let default = listen_options("postgres://u@db/orgwall", timeout).unwrap();
+        assert_eq!(default.get_application_name(), Some(APPLICATION_NAME));
+        let options = default.get_options().unwrap_or_default().to_owned();
+        assert!(options.contains("tcp_keepalives_idle"), "{options}");
+    }
+}

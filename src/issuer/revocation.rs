@@ -114,6 +114,12 @@ async fn purge_in(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+async fn purge(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = Tx::begin_plain(pool).await?;
+    let result = purge_in(tx.conn()).await;
+    tx.finish(result).await
+}
+
 /// Revokes every token issued to the app so far.
 #[tracing::instrument(skip_all)]
 pub async fn revoke_app_tokens(pool: &PgPool, client_id: &str) -> Result<AppTokensRevoked> {
@@ -299,10 +305,11 @@ async fn refresh(pool: PgPool, state: Weak<RevocationState>, wake: Arc<Notify>) 
         }
         drop(s);
         // Once a minute, forget what expired even when nobody revokes anything.
+        // One transaction, so that its statements notify the other instances once.
         if last_purge.elapsed() >= Duration::from_secs(60) {
             last_purge = tokio::time::Instant::now();
-            if let Ok(mut conn) = pool.acquire().await {
-                let _ = purge_in(&mut conn).await;
+            if let Err(e) = purge(&pool).await {
+                tracing::debug!(error = %e, "forgetting expired revocations failed");
             }
         }
         let _ = tokio::time::timeout(REREAD_EVERY, wake.notified()).await;

@@ -554,3 +554,51 @@ async fn a_revoked_key_leaves_the_jwks_its_tokens_are_refused_and_a_new_key_sign
             .unwrap();
     assert!(signed.is_some(), "when the key last signed is recorded");
 }
+
+#[tokio::test]
+async fn revocations_are_forgotten_once_nothing_they_reject_can_still_be_valid() {
+    let app = TestApp::spawn_issuer().await;
+    let (id, _) = app.setup_tutorial("org_acme").await;
+    let now = unix_now();
+    sqlx::query(
+        "insert into revoked_tokens (jti, client_id, expires_at)
+         values ('expired', 'c', $1), ('live', 'c', $2)",
+    )
+    .bind(now - 120)
+    .bind(now + 3600)
+    .execute(&app.admin_pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into app_token_cutoffs (client_id, revoked_before)
+         values ('older-than-any-token', $1), ('recent', $2)",
+    )
+    .bind(now - 86_400 - 120)
+    .bind(now - 10)
+    .execute(&app.admin_pool)
+    .await
+    .unwrap();
+
+    // Any revocation forgets what expired.
+    let (status, _) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/apps/{id}/revoke-tokens"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let jtis: Vec<String> = sqlx::query_scalar("select jti from revoked_tokens order by jti")
+        .fetch_all(&app.admin_pool)
+        .await
+        .unwrap();
+    assert_eq!(jtis, ["live"]);
+    let mut apps: Vec<String> = sqlx::query_scalar("select client_id from app_token_cutoffs")
+        .fetch_all(&app.admin_pool)
+        .await
+        .unwrap();
+    apps.sort();
+    let mut expected = vec![id.clone(), "recent".to_owned()];
+    expected.sort();
+    assert_eq!(apps, expected);
+}
