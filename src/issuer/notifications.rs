@@ -24,7 +24,7 @@ use super::keys::KeyStore;
 use crate::auth::revocation::RevocationState;
 
 /// A quiet connection is probed this often.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(1500);
 /// A probe unanswered for this long means the connection is lost.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connecting (and LISTEN) must finish within this.
