@@ -1,4 +1,4 @@
--- Tenant data and the second wall (shared/CONTRACT.md §4).
+-- Tenant data and the second wall (docs/security.md).
 --
 -- Every tenant table: org_code leads the primary key; row-level security enabled and forced;
 -- one policy for all commands, USING and WITH CHECK, matching nothing when app.org_code is

@@ -1,4 +1,4 @@
--- The built-in issuer's catalogue (shared/CONTRACT.md §1, §5). None of it is tenant data:
+-- The built-in issuer's catalogue (docs/cli.md, docs/api.md). None of it is tenant data:
 -- orgwall_tenant gets no privilege on any of these tables; the service's login role (the
 -- migration owner in development, or a runtime role granted `orgwall_issuer` in production)
 -- reads and writes them.

@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod issuer;
+pub mod metrics;
 pub mod roles;
 pub mod routes;
 pub mod startup;

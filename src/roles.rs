@@ -78,13 +78,17 @@ pub fn check_group_role(role: &RoleAttributes) -> anyhow::Result<()> {
 /// that does not exist yet passes, since the migrations create it with safe attributes.
 /// `migrate` passes [`GROUP_ROLES`] before it applies any migration.
 pub async fn check_group_roles(conn: &mut PgConnection, names: &[&str]) -> anyhow::Result<()> {
-    let roles: Vec<RoleAttributes> = sqlx::query_as(
-        "select rolname::text, rolcanlogin, rolsuper, rolbypassrls, rolcreaterole
-           from pg_roles
-          where rolname = any($1)
-          order by array_position($1, rolname::text)",
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let roles = sqlx::query_as!(
+        RoleAttributes,
+        r#"select rolname::text as "rolname!", rolcanlogin as "rolcanlogin!",
+                  rolsuper as "rolsuper!", rolbypassrls as "rolbypassrls!",
+                  rolcreaterole as "rolcreaterole!"
+             from pg_roles
+            where rolname = any($1::text[])
+            order by array_position($1::text[], rolname::text)"#,
+        &names
     )
-    .bind(names)
     .fetch_all(&mut *conn)
     .await
     .context("cannot read the attributes of orgwall's group roles")?;
@@ -143,8 +147,8 @@ pub async fn restrict_connect(
 ) -> anyhow::Result<()> {
     let runtime_role = runtime_role.map(parse_role_name).transpose()?;
     // The names are quoted by the server (`%I`): a database name may hold any character.
-    let statements: Vec<String> = sqlx::query_scalar(
-        "select s
+    let statements: Vec<String> = sqlx::query_scalar!(
+        r#"select s as "s!"
            from pg_database d,
                 unnest(array[
                   format('revoke connect on database %I from public', d.datname),
@@ -154,9 +158,9 @@ pub async fn restrict_connect(
                     then format('grant connect on database %I to %I', d.datname, $1::text) end
                 ]) with ordinality as t(s, n)
           where d.datname = current_database() and s is not null
-          order by n",
+          order by n"#,
+        runtime_role
     )
-    .bind(runtime_role)
     .fetch_all(&mut *conn)
     .await
     .context("cannot read the database's name and owner")?;
@@ -168,13 +172,13 @@ pub async fn restrict_connect(
             .with_context(|| format!("cannot restrict who may connect: `{statement}` failed"))?;
     }
     // REVOKE by a role that holds no grant option only warns: check what it did.
-    let public_can_connect: bool = sqlx::query_scalar(
-        "select exists (
+    let public_can_connect = sqlx::query_scalar!(
+        r#"select exists (
            select 1
              from pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
             where d.datname = current_database()
               and a.grantee = 0
-              and a.privilege_type = 'CONNECT')",
+              and a.privilege_type = 'CONNECT') as "exists!""#,
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -205,11 +209,12 @@ pub async fn ensure_runtime_role(
             "DATABASE_RUNTIME_PASSWORD: must be at least 16 characters"
         ));
     }
-    let is_owner_or_self: bool = sqlx::query_scalar(
-        "select $1 = current_user
-             or $1 = (select pg_get_userbyid(datdba) from pg_database where datname = current_database())",
+    let is_owner_or_self = sqlx::query_scalar!(
+        r#"select ($1::text = current_user
+              or $1::text = (select pg_get_userbyid(datdba) from pg_database
+                              where datname = current_database())) as "is!""#,
+        name
     )
-    .bind(name)
     .fetch_one(&mut *conn)
     .await?;
     if is_owner_or_self {
@@ -217,11 +222,12 @@ pub async fn ensure_runtime_role(
             "DATABASE_RUNTIME_ROLE: `{name}` is the database's owner or the role migrate runs as; the runtime role must be a role of its own"
         ));
     }
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from pg_roles where rolname = $1)")
-            .bind(name)
-            .fetch_one(&mut *conn)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from pg_roles where rolname = $1) as "exists!""#,
+        name
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let limits = "login nosuperuser nobypassrls nocreatedb nocreaterole inherit noreplication";
     let verb = if exists { "alter" } else { "create" };
     // The verifier's alphabet (base64, digits, `$:+/=`) cannot end the literal.

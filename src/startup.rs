@@ -17,6 +17,7 @@ use crate::body::BodyLimit;
 use crate::config::Settings;
 use crate::error::render_non_json_error;
 use crate::issuer::{Issuer, notifications, revocation};
+use crate::metrics::Metrics;
 use crate::routes::admin::AdminToken;
 use crate::telemetry::OrgwallRootSpan;
 use crate::{db, routes};
@@ -26,6 +27,8 @@ use sqlx::PgPool;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener's port and server, unless `METRICS_ADDR=off`.
+    metrics: Option<(u16, Server)>,
 }
 
 /// What the handlers share; built once, outside `HttpServer::new`.
@@ -36,11 +39,16 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The built-in issuer, when `ISSUER_ENABLED`.
     pub issuer: Option<Arc<Issuer>>,
+    /// Unless `METRICS_ADDR=off`.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = db::pool(&settings).context("DATABASE_URL: cannot build the connection pool")?;
+        let metrics = settings
+            .metrics_addr
+            .map(|_| Arc::new(Metrics::new(pool.clone())));
         let issuer = match settings.issuer_enabled {
             true => Some(Issuer::start(pool.clone(), &settings).await),
             false => None,
@@ -81,6 +89,10 @@ impl AppState {
                     settings.auth.jwks_ttl,
                     settings.auth.jwks_cooldown,
                 );
+                let cache = match &metrics {
+                    Some(metrics) => cache.with_metrics(metrics.jwks_fetches()),
+                    None => cache,
+                };
                 KeySource::Remote(Arc::new(cache))
             }
         };
@@ -98,6 +110,7 @@ impl AppState {
             db: pool,
             verifier: Arc::new(verifier),
             issuer,
+            metrics,
         })
     }
 }
@@ -142,6 +155,14 @@ impl Application {
         let listener = TcpListener::bind(&address)
             .with_context(|| format!("PORT: cannot listen on {address}"))?;
         let port = listener.local_addr()?.port();
+        // Bound before anything runs, so that a taken address stops start-up cleanly.
+        let metrics_listener = match settings.metrics_addr {
+            Some(address) if state.metrics.is_some() => Some(
+                TcpListener::bind(address)
+                    .with_context(|| format!("METRICS_ADDR: cannot listen on {address}"))?,
+            ),
+            _ => None,
+        };
 
         let db = web::Data::new(state.db.clone());
         let verifier = web::Data::from(state.verifier.clone());
@@ -149,6 +170,8 @@ impl Application {
         let issuer = state.issuer.clone().map(web::Data::from);
         let admin_token = settings.admin_token.clone().map(AdminToken);
         let trusted_proxies = settings.trusted_proxies.clone();
+        let metrics = state.metrics.clone();
+        let metrics_data = metrics.clone().map(web::Data::from);
 
         let mut server = HttpServer::new(move || {
             App::new()
@@ -168,11 +191,21 @@ impl Application {
                     }
                 })
                 .wrap(TracingLogger::<OrgwallRootSpan>::new())
+                // Outermost: sees every answer, and the time of the whole request.
+                .wrap_fn({
+                    let metrics = metrics.clone();
+                    move |req, srv| crate::metrics::track(&metrics, req, srv)
+                })
                 .app_data(db.clone())
                 .app_data(verifier.clone())
                 .app_data(body_limit)
                 .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(body_limit.0))
+                .configure(|cfg| {
+                    if let Some(metrics) = &metrics_data {
+                        cfg.app_data(metrics.clone());
+                    }
+                })
                 .configure(routes::configure)
                 .configure(|cfg| {
                     if let Some(issuer) = &issuer {
@@ -195,11 +228,27 @@ impl Application {
             None => server.listen(listener)?,
         }
         .run();
-        Ok(Self { port, server })
+        let metrics = match (metrics_listener, state.metrics) {
+            (Some(listener), Some(metrics)) => {
+                let metrics_port = listener.local_addr()?.port();
+                Some((metrics_port, crate::metrics::server(metrics, listener)?))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            port,
+            server,
+            metrics,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The metrics listener's port, unless `METRICS_ADDR=off`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
@@ -208,6 +257,16 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM (or `handle().stop()`), then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
+        let result = self.server.await;
+        // The metrics listener lives exactly as long as the service it describes.
+        if let Some((handle, task)) = metrics {
+            handle.stop(false).await;
+            let _ = task.await;
+        }
+        result
     }
 }

@@ -21,7 +21,8 @@ use crate::error::ApiError;
 #[derive(Clone, Debug)]
 pub struct OrgContext {
     org_code: OrgCode,
-    client_id: String,
+    /// The token's client; `None` for an operator.
+    client_id: Option<String>,
     scopes: Vec<String>,
 }
 
@@ -30,7 +31,7 @@ impl OrgContext {
     pub fn for_operator(org_code: OrgCode) -> Self {
         Self {
             org_code,
-            client_id: "operator".into(),
+            client_id: None,
             scopes: Vec::new(),
         }
     }
@@ -39,8 +40,9 @@ impl OrgContext {
         &self.org_code
     }
 
-    pub fn client_id(&self) -> &str {
-        &self.client_id
+    /// The token's client id; `None` for an operator command.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
     }
 
     pub fn scopes(&self) -> &[String] {
@@ -145,7 +147,7 @@ async fn authorize<S: Scope>(
     Ok(Authorized {
         ctx: OrgContext {
             org_code,
-            client_id: verified.client_id,
+            client_id: Some(verified.client_id),
             scopes: verified.scopes,
         },
         _scope: PhantomData,

@@ -96,6 +96,7 @@ pub struct JwksCache {
     refresh: Arc<tokio::sync::Mutex<()>>,
     /// Bumped after every fetch attempt, so a waiter can tell that one happened meanwhile.
     generation: AtomicU64,
+    fetches: crate::metrics::JwksFetches,
 }
 
 impl JwksCache {
@@ -108,7 +109,13 @@ impl JwksCache {
             state: RwLock::new(Arc::new(Snapshot::default())),
             refresh: Arc::new(tokio::sync::Mutex::new(())),
             generation: AtomicU64::new(0),
+            fetches: Default::default(),
         }
+    }
+
+    /// Counts every fetch by its result.
+    pub fn with_metrics(self, fetches: crate::metrics::JwksFetches) -> Self {
+        Self { fetches, ..self }
     }
 
     /// Changes after every fetch attempt: verifications cached under another generation are
@@ -168,6 +175,7 @@ impl JwksCache {
     async fn fetch_and_store(&self) {
         let started = Instant::now();
         let result = self.fetch().await;
+        self.fetches.record(result.is_ok());
         let mut state = self.state.write().expect("jwks lock poisoned");
         let mut next = Snapshot {
             keys: state.keys.clone(),

@@ -27,4 +27,6 @@ scopes! {
     DeleteData => "delete:data",
     /// Read the organization's users.
     ReadUsers => "read:users",
+    /// Read the organization's audit log.
+    ReadAudit => "read:audit",
 }

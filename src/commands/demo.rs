@@ -17,7 +17,7 @@ use crate::tenant::{TenantCall, TenantTx, records};
 
 pub const AUDIENCE: &str = "https://api.yourapp.com";
 
-const SCOPES: [(&str, &str); 4] = [
+const SCOPES: [(&str, &str); 5] = [
     ("read:data", "Read records belonging to the organization"),
     (
         "write:data",
@@ -28,6 +28,7 @@ const SCOPES: [(&str, &str); 4] = [
         "Delete records belonging to the organization",
     ),
     ("read:users", "Read users within the organization"),
+    ("read:audit", "Read the organization's audit log"),
 ];
 
 const ORGS: [(&str, &str, &str); 3] = [

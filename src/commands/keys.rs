@@ -14,7 +14,8 @@ pub enum KeysCmd {
     /// Revoke a key at once (a leak): it leaves the JWKS and every token it signed is
     /// refused; a key that was signing is first replaced by a new one.
     Revoke {
-        #[arg(long)]
+        /// A kid may start with `-` (it is base64url).
+        #[arg(long, allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -24,5 +25,21 @@ pub async fn run(cmd: KeysCmd, pool: &PgPool) -> anyhow::Result<()> {
         KeysCmd::Rotate => super::print_json(&keys::rotate(pool).await?),
         KeysCmd::List => super::print_json(&keys::list(pool).await?),
         KeysCmd::Revoke { kid } => super::print_json(&revocation::revoke_key(pool, &kid).await?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::commands::{Cli, Command};
+
+    #[test]
+    fn a_kid_may_start_with_a_hyphen() {
+        let cli = Cli::try_parse_from(["orgwall", "keys", "revoke", "--kid", "-x1_Y"]).unwrap();
+        let Command::Keys(super::KeysCmd::Revoke { kid }) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(kid, "-x1_Y");
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use super::{keys, revocation, secrets};
@@ -19,6 +20,7 @@ use crate::config::parse_duration;
 use crate::db::Tx;
 use crate::domain::{ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, UserName};
 use crate::tenant::TenantTx;
+use crate::tenant::audit::{self, AuditAction};
 use crate::tenant::users::{OrgUser, insert_user};
 
 /// Why a catalogue operation did not happen.
@@ -419,7 +421,8 @@ pub async fn create_app(pool: &PgPool, name: &AppName, org: Option<&OrgCode>) ->
         )
         .execute(tx.conn())
         .await?;
-        Ok::<_, sqlx::Error>(())
+        let details = json!({"app_client_id": client_id, "name": name.as_str()});
+        audit_app(&mut tx, org, AuditAction::AppCreated, details).await
     }
     .await;
     tx.finish(result).await?;
@@ -446,6 +449,37 @@ pub async fn find_app_by_name(
     )
     .fetch_optional(pool)
     .await?)
+}
+
+/// The organization of an app, `None` for a global app; not found when there is no such app.
+async fn app_org(tx: &mut Tx, client_id: &str) -> Result<Option<OrgCode>> {
+    sqlx::query_scalar!(
+        "select org_code from m2m_apps where client_id = $1",
+        client_id
+    )
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or_else(|| no_app(client_id))?
+    .map(stored_org)
+    .transpose()
+}
+
+pub(crate) fn stored_org(code: String) -> Result<OrgCode> {
+    OrgCode::parse(&code).map_err(CatalogueError::Invalid)
+}
+
+/// Writes an event about an app to its organization's audit log, in the change's own
+/// transaction; a global app belongs to no organization and has no audit log.
+pub(crate) async fn audit_app(
+    tx: &mut Tx,
+    org: Option<&OrgCode>,
+    action: AuditAction,
+    details: Value,
+) -> Result<(), sqlx::Error> {
+    match org {
+        Some(org) => audit::record_catalogue_event(tx, org, action, details).await,
+        None => Ok(()),
+    }
 }
 
 async fn require_app(pool: &PgPool, client_id: &str) -> Result<()> {
@@ -522,15 +556,28 @@ pub async fn authorize(
             "scope '{unknown}' is not defined for API '{audience}'"
         )));
     }
-    sqlx::query!(
-        "insert into app_grants (client_id, api_id, scopes) values ($1, $2, $3)
-         on conflict (client_id, api_id) do update set scopes = excluded.scopes",
-        client_id,
-        api_id,
-        &wanted,
-    )
-    .execute(pool)
-    .await?;
+    let mut tx = Tx::begin_plain(pool).await?;
+    let result = async {
+        sqlx::query!(
+            "insert into app_grants (client_id, api_id, scopes) values ($1, $2, $3)
+             on conflict (client_id, api_id) do update set scopes = excluded.scopes",
+            client_id,
+            api_id,
+            &wanted,
+        )
+        .execute(tx.conn())
+        .await?;
+        let org = app_org(&mut tx, client_id).await?;
+        let details = json!({
+            "app_client_id": client_id,
+            "audience": audience,
+            "scopes": wanted.join(" "),
+        });
+        audit_app(&mut tx, org.as_ref(), AuditAction::AppAuthorized, details).await?;
+        Ok::<_, CatalogueError>(())
+    }
+    .await;
+    tx.finish(result).await?;
     Ok(GrantOut {
         audience: audience.to_owned(),
         scopes: wanted.join(" "),
@@ -568,7 +615,16 @@ pub async fn rotate_secret(pool: &PgPool, client_id: &str, grace: Duration) -> R
         )
         .execute(tx.conn())
         .await?;
-        Ok::<_, sqlx::Error>(())
+        let org = app_org(&mut tx, client_id).await?;
+        let details = json!({"app_client_id": client_id, "grace_seconds": grace.as_secs()});
+        audit_app(
+            &mut tx,
+            org.as_ref(),
+            AuditAction::AppSecretRotated,
+            details,
+        )
+        .await?;
+        Ok::<_, CatalogueError>(())
     }
     .await;
     tx.finish(result).await?;
@@ -584,20 +640,26 @@ pub async fn rotate_secret(pool: &PgPool, client_id: &str, grace: Duration) -> R
 pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Result<AppEnabled> {
     let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
-        let done = sqlx::query!(
-            "update m2m_apps set enabled = $2 where client_id = $1",
+        let org = sqlx::query_scalar!(
+            "update m2m_apps set enabled = $2 where client_id = $1 returning org_code",
             client_id,
             enabled
         )
-        .execute(tx.conn())
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(no_app(client_id));
-        }
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or_else(|| no_app(client_id))?
+        .map(stored_org)
+        .transpose()?;
         if !enabled {
             revocation::cut_off_app(tx.conn(), client_id).await?;
         }
-        Ok(())
+        let action = match enabled {
+            true => AuditAction::AppEnabled,
+            false => AuditAction::AppDisabled,
+        };
+        let details = json!({"app_client_id": client_id});
+        audit_app(&mut tx, org.as_ref(), action, details).await?;
+        Ok::<_, CatalogueError>(())
     }
     .await;
     tx.finish(result).await?;
@@ -612,14 +674,19 @@ pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Resul
 pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<AppDeleted> {
     let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
-        let done = sqlx::query!("delete from m2m_apps where client_id = $1", client_id)
-            .execute(tx.conn())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(no_app(client_id));
-        }
+        let org = sqlx::query_scalar!(
+            "delete from m2m_apps where client_id = $1 returning org_code",
+            client_id
+        )
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or_else(|| no_app(client_id))?
+        .map(stored_org)
+        .transpose()?;
         revocation::cut_off_app(tx.conn(), client_id).await?;
-        Ok(())
+        let details = json!({"app_client_id": client_id});
+        audit_app(&mut tx, org.as_ref(), AuditAction::AppDeleted, details).await?;
+        Ok::<_, CatalogueError>(())
     }
     .await;
     tx.finish(result).await?;

@@ -14,12 +14,14 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 
-use super::catalogue::CatalogueError;
+use super::catalogue::{self, CatalogueError};
 use super::keys;
 use crate::auth::SigningAlgorithm;
 use crate::auth::revocation::{RevocationState, Revocations};
 use crate::db::Tx;
 use crate::domain::OrgCode;
+use crate::tenant::audit::AuditAction;
+use serde_json::json;
 
 /// No token lives longer than this (the longest API lifetime and TOKEN_LIFETIME's bound), plus
 /// the verifier's leeway: a cutoff older than that can no longer reject anything.
@@ -120,22 +122,32 @@ async fn purge(pool: &PgPool) -> Result<(), sqlx::Error> {
     tx.finish(result).await
 }
 
-/// Revokes every token issued to the app so far.
+/// Revokes every token issued to the app so far (written to its organization's audit log).
 #[tracing::instrument(skip_all)]
 pub async fn revoke_app_tokens(pool: &PgPool, client_id: &str) -> Result<AppTokensRevoked> {
-    let exists = sqlx::query_scalar!(
-        r#"select exists (select 1 from m2m_apps where client_id = $1) as "exists!""#,
+    let org = sqlx::query_scalar!(
+        "select org_code from m2m_apps where client_id = $1",
         client_id
     )
-    .fetch_one(pool)
-    .await?;
-    if !exists {
-        return Err(CatalogueError::NotFound(format!(
-            "no app with client id '{client_id}'"
-        )));
-    }
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CatalogueError::NotFound(format!("no app with client id '{client_id}'")))?
+    .map(catalogue::stored_org)
+    .transpose()?;
     let mut tx = Tx::begin_plain(pool).await?;
-    let result = cut_off_app(tx.conn(), client_id).await;
+    let result = async {
+        let revoked_at = cut_off_app(tx.conn(), client_id).await?;
+        let details = json!({"app_client_id": client_id, "revoked_at": revoked_at});
+        catalogue::audit_app(
+            &mut tx,
+            org.as_ref(),
+            AuditAction::AppTokensRevoked,
+            details,
+        )
+        .await?;
+        Ok::<_, CatalogueError>(revoked_at)
+    }
+    .await;
     let revoked_at = tx.finish(result).await?;
     tracing::info!(%client_id, revoked_at, "app tokens revoked");
     Ok(AppTokensRevoked {

@@ -258,3 +258,24 @@ impl Issuer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_response_never_shows_its_token_in_debug_output() {
+        let response = TokenResponse {
+            access_token: "eyJhbGciOiJSUzI1NiJ9.secret.signature".into(),
+            token_type: "Bearer",
+            expires_in: 3600,
+            scope: "read:data".into(),
+        };
+        let shown = format!("{response:?}");
+        assert!(!shown.contains("eyJ"), "{shown}");
+        assert!(
+            shown.contains("<hidden>") && shown.contains("read:data"),
+            "{shown}"
+        );
+    }
+}

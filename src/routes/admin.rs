@@ -351,6 +351,7 @@ async fn token(
     let issued = issuer
         .issue_for_app(&path, &input.audience, input.scope.as_deref())
         .await?;
+    crate::metrics::count_issued(&req, &issued.access_token, issued.token_type);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(issued))

@@ -2,6 +2,7 @@
 //! function, and shapes the answer; no SQL lives here.
 
 pub mod admin;
+pub mod audit;
 pub mod health;
 pub mod metadata;
 pub mod records;
@@ -30,7 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(records::update))
                 .route(web::delete().to(records::delete)),
         )
-        .service(web::resource("/orgs/{org_code}/users").route(web::get().to(users::list)));
+        .service(web::resource("/orgs/{org_code}/users").route(web::get().to(users::list)))
+        .service(web::resource("/orgs/{org_code}/audit").route(web::get().to(audit::list)));
 }
 
 /// The built-in issuer's public routes (present when the issuer is enabled).

@@ -166,6 +166,7 @@ pub async fn token_endpoint(
             ));
         }
     };
+    crate::metrics::count_issued(&req, &issued.access_token, issued.token_type);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

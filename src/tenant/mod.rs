@@ -9,6 +9,7 @@
 //! it. Query functions in [`records`] and [`users`] take one of the two, so a query that forgot
 //! its tenant does not compile; RLS holds even if one forgot its `where`.
 
+pub mod audit;
 pub mod records;
 pub mod users;
 
@@ -27,6 +28,8 @@ pub enum Counter {
     OrgUsers,
     /// How many records the org has now, kept by triggers (the list's `total`).
     RecordsLive,
+    /// The last audit event id handed out (also the number of events: none is ever deleted).
+    AuditEvents,
 }
 
 impl Counter {
@@ -35,6 +38,7 @@ impl Counter {
             Counter::Records => "records",
             Counter::OrgUsers => "org_users",
             Counter::RecordsLive => "records_live",
+            Counter::AuditEvents => "audit_events",
         }
     }
 }
@@ -44,18 +48,29 @@ impl Counter {
 pub struct TenantTx {
     tx: Tx,
     org: OrgCode,
+    client_id: Option<String>,
 }
 
 impl TenantTx {
     pub async fn begin(pool: &PgPool, ctx: &OrgContext) -> Result<Self, sqlx::Error> {
         let org = ctx.org_code().clone();
         let tx = Tx::begin(pool, begin_sql(&org)).await?;
-        Ok(Self { tx, org })
+        Ok(Self {
+            tx,
+            org,
+            client_id: ctx.client_id().map(str::to_owned),
+        })
     }
 
     /// The organization this transaction is scoped to.
     pub fn org(&self) -> &OrgCode {
         &self.org
+    }
+
+    /// The client acting (its token's client id), `None` for an operator: what the audit
+    /// events of this transaction record.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
     }
 
     /// The connection, inside the tenant context (for the query functions of this module, and
@@ -87,18 +102,25 @@ impl TenantTx {
 pub struct TenantCall<'a> {
     pool: &'a PgPool,
     org: OrgCode,
+    client_id: Option<&'a str>,
 }
 
 impl<'a> TenantCall<'a> {
-    pub fn new(pool: &'a PgPool, ctx: &OrgContext) -> Self {
+    pub fn new(pool: &'a PgPool, ctx: &'a OrgContext) -> Self {
         Self {
             pool,
             org: ctx.org_code().clone(),
+            client_id: ctx.client_id(),
         }
     }
 
     pub fn org(&self) -> &OrgCode {
         &self.org
+    }
+
+    /// The client acting, `None` for an operator (see [`TenantTx::client_id`]).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id
     }
 }
 

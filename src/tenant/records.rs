@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::audit::AuditAction;
 use super::{Counter, TenantCall, TenantTx};
 use crate::domain::RecordName;
 
@@ -103,7 +104,8 @@ pub async fn find(call: &TenantCall<'_>, id: i64) -> Result<Option<Record>, sqlx
     .await
 }
 
-/// Creates a record with the org's next id (dense, unique, never reused), in one round trip.
+/// Creates a record with the org's next id (dense, unique, never reused) and its
+/// `record.created` event, in one round trip.
 #[tracing::instrument(skip_all)]
 pub async fn create(
     call: &TenantCall<'_>,
@@ -114,8 +116,9 @@ pub async fn create(
         Record,
         r#"select id as "id!", name as "name!", value as "value!", created_at as "created_at!",
                   updated_at as "updated_at!"
-             from tenant_create_record($1, $2, $3)"#,
+             from tenant_create_record($1, $2, $3, $4)"#,
         call.org.as_str(),
+        call.client_id(),
         name.as_str(),
         value,
     )
@@ -123,7 +126,8 @@ pub async fn create(
     .await
 }
 
-/// Changes the name, the value or both; `None` when the org has no such record.
+/// Changes the name, the value or both, with its `record.updated` event (naming the fields
+/// given) in the same statement; `None` when the org has no such record.
 #[tracing::instrument(skip_all)]
 pub async fn update(
     tx: &mut TenantTx,
@@ -132,36 +136,65 @@ pub async fn update(
     value: Option<&Value>,
 ) -> Result<Option<Record>, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
-    sqlx::query_as!(
-        Record,
-        "update records
-            set name = coalesce($3, name),
-                value = case when $4 then $5 else value end,
-                updated_at = now()
-          where org_code = $1 and id = $2
-      returning id, name, value, created_at, updated_at",
+    let client_id = tx.client_id().map(str::to_owned);
+    let fields: Vec<&str> = [name.map(|_| "name"), value.map(|_| "value")]
+        .into_iter()
+        .flatten()
+        .collect();
+    // The event is written for each row the update returns, that is once or not at all.
+    let row = sqlx::query!(
+        r#"with changed as (
+             update records
+                set name = coalesce($3, name),
+                    value = case when $4 then $5 else value end,
+                    updated_at = now()
+              where org_code = $1 and id = $2
+          returning id, name, value, created_at, updated_at
+           )
+           select c.id, c.name, c.value, c.created_at, c.updated_at,
+                  tenant_audit($1, $6, $7, jsonb_build_object('record_id', c.id, 'fields', $8::text[]))
+                    as "event_id!"
+             from changed c"#,
         org,
         id,
         name.map(RecordName::as_str),
         value.is_some(),
         value.unwrap_or(&Value::Null),
+        AuditAction::RecordUpdated.as_str(),
+        client_id,
+        &fields as &[&str],
     )
     .fetch_optional(tx.conn())
-    .await
+    .await?;
+    Ok(row.map(|r| Record {
+        id: r.id,
+        name: r.name,
+        value: r.value,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }))
 }
 
-/// Deletes a record; false when the org has no such record.
+/// Deletes a record, with its `record.deleted` event in the same statement; false when the
+/// org has no such record.
 #[tracing::instrument(skip_all)]
 pub async fn delete(tx: &mut TenantTx, id: i64) -> Result<bool, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
-    let done = sqlx::query!(
-        "delete from records where org_code = $1 and id = $2",
+    let client_id = tx.client_id().map(str::to_owned);
+    let event = sqlx::query_scalar!(
+        r#"with gone as (
+             delete from records where org_code = $1 and id = $2 returning id
+           )
+           select tenant_audit($1, $3, $4, jsonb_build_object('record_id', g.id)) as "event_id!"
+             from gone g"#,
         org,
-        id
+        id,
+        AuditAction::RecordDeleted.as_str(),
+        client_id,
     )
-    .execute(tx.conn())
+    .fetch_optional(tx.conn())
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(event.is_some())
 }
 
 /// Whether the org has ever had a record (deleted ones included).

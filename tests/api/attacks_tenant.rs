@@ -13,7 +13,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::helpers::TestApp;
 
-const TENANT_TABLES: [&str; 3] = ["records", "org_users", "tenant_counters"];
+const TENANT_TABLES: [&str; 4] = ["records", "org_users", "tenant_counters", "audit_events"];
 const CATALOGUE_TABLES: [&str; 10] = [
     "apis",
     "api_scopes",

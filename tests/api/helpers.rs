@@ -253,6 +253,8 @@ pub struct TestApp {
     pub issuer: FakeIssuer,
     pub http: reqwest::Client,
     pub settings: Settings,
+    /// The metrics listener's port, unless `metrics_addr` is `off`.
+    pub metrics_port: Option<u16>,
     server: actix_web::dev::ServerHandle,
 }
 
@@ -273,6 +275,8 @@ pub fn base_vars(database_url: &str, issuer: &FakeIssuer) -> HashMap<String, Str
         ("database_url".into(), database_url.to_string()),
         ("port".into(), "0".into()),
         ("workers".into(), "1".into()),
+        // Metrics on, as in production, on a port of their own.
+        ("metrics_addr".into(), "127.0.0.1:0".into()),
         ("issuer_enabled".into(), "false".into()),
         ("auth_issuer".into(), issuer.url.clone()),
         ("auth_jwks_url".into(), issuer.jwks_url()),
@@ -327,6 +331,7 @@ impl TestApp {
             .await
             .expect("build app");
         let port = app.port();
+        let metrics_port = app.metrics_port();
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());
         let admin_pool = PgPool::connect(&url).await.expect("admin pool");
@@ -340,6 +345,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             settings,
+            metrics_port,
             server,
         }
     }

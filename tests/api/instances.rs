@@ -42,6 +42,7 @@ impl Instance {
             .env("PUBLIC_URL", PUBLIC_URL)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("WORKERS", "1")
+            .env("METRICS_ADDR", "off")
             .env("DB_MAX_CONNECTIONS", "4")
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())

@@ -913,7 +913,8 @@ async fn demo_twice_neither_fails_nor_duplicates_and_prints_working_secrets() {
         }
     };
     assert_eq!(count("select count(*) from apis").await, 1);
-    assert_eq!(count("select count(*) from api_scopes").await, 4);
+    // The tutorial's four, and read:audit for the audit log.
+    assert_eq!(count("select count(*) from api_scopes").await, 5);
     assert_eq!(count("select count(*) from organizations").await, 3);
     assert_eq!(count("select count(*) from m2m_apps").await, 3);
     assert_eq!(count("select count(*) from records").await, 3);
@@ -1099,4 +1100,47 @@ async fn a_refused_api_creation_leaves_no_signing_key_behind() {
     )
     .await;
     assert_eq!(es256_keys().await, 1);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_reads_forms_up_to_the_configured_body_limit() {
+    let form = |id: &str, secret: &str, padding: &str| {
+        vec![
+            ("grant_type".to_string(), "client_credentials".to_string()),
+            ("client_id".into(), id.into()),
+            ("client_secret".into(), secret.into()),
+            ("audience".into(), AUDIENCE.into()),
+            ("padding".into(), padding.into()),
+        ]
+    };
+    let roomy = TestApp::spawn_issuer_with(|v| {
+        v.insert("body_limit".into(), (256 * 1024).to_string());
+    })
+    .await;
+    let (id, secret) = roomy.setup_tutorial("org_acme").await;
+    let res = roomy
+        .http
+        .post(roomy.url("/oauth2/token"))
+        .form(&form(&id, &secret, &"x".repeat(100 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "a 100 KiB form within a 256 KiB limit");
+
+    let tight = TestApp::spawn_issuer_with(|v| {
+        v.insert("body_limit".into(), "1024".into());
+    })
+    .await;
+    let (id, secret) = tight.setup_tutorial("org_acme").await;
+    let res = tight
+        .http
+        .post(tight.url("/oauth2/token"))
+        .form(&form(&id, &secret, &"x".repeat(2048)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(body["error_description"], "The request body is too large");
 }

@@ -121,6 +121,14 @@ async fn revoke_tokens_refuses_the_apps_earlier_tokens_even_when_remembered() {
         "unix seconds: {revoked_at}"
     );
     wait_revoked(&app, &token).await;
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from audit_events
+          where org_code = 'org_acme' and action = 'app.tokens_revoked'",
+    )
+    .fetch_one(&app.admin_pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1, "written to the organization's audit log");
 
     next_second().await;
     let fresh = app.access_token(&id, &secret).await;

@@ -3,6 +3,7 @@
 mod attacks_issuer;
 mod attacks_tenant;
 mod attacks_verifier;
+mod audit;
 mod auth_checks;
 mod console;
 mod deployments;
@@ -13,6 +14,8 @@ mod introspection;
 mod issuer;
 mod jwks;
 mod lifecycle;
+mod metrics;
+mod migrations;
 mod records;
 mod second_wall;
 mod settings;

@@ -104,6 +104,7 @@ async fn the_compose_stack_runs_as_a_limited_runtime_role_and_keeps_tenants_apar
     demo_vars.insert("port".into(), port.to_string());
     demo_vars.insert("public_url".into(), format!("http://127.0.0.1:{port}"));
     demo_vars.insert("workers".into(), "1".into());
+    demo_vars.insert("metrics_addr".into(), "127.0.0.1:0".into());
     let settings = orgwall::config::Settings::from_map(&demo_vars).unwrap();
     orgwall::commands::migrate_if_needed(&settings)
         .await
