@@ -197,7 +197,7 @@ impl ScopeName {
 string_type!(ScopeName);
 
 /// A scope with its description, written `NAME[=DESCRIPTION]` on the command line.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeDef {
     pub name: ScopeName,
@@ -217,15 +217,15 @@ impl FromStr for ScopeDef {
     }
 }
 
-/// An e-mail address, loosely: 3–320 bytes around an `@`, no whitespace; surrounding spaces
-/// are dropped.
+/// An e-mail address, loosely: 3 characters or more and at most 320 bytes around an `@`, no
+/// whitespace; surrounding spaces are dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if s.len() < 3
+        if s.chars().count() < 3
             || s.len() > 320
             || !s.contains('@')
             || s.chars().any(|c| c.is_whitespace() || c == '\0')
@@ -237,6 +237,83 @@ impl Email {
 }
 
 string_type!(Email);
+
+/// The OpenAPI schema of a string type: the same rule as its `parse`, as far as JSON Schema can
+/// say it (the document at `/openapi.json` is built from these).
+macro_rules! string_schema {
+    ($ty:ident, $description:expr, $min:expr, $max:expr, $pattern:expr) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($description))
+                    .min_length(Some($min))
+                    .max_length(Some($max))
+                    .pattern($pattern)
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {}
+    };
+}
+
+string_schema!(
+    OrgCode,
+    "An organization code: letters, digits, '_', '-' and '.'",
+    1,
+    OrgCode::MAX_LEN,
+    Some("^[A-Za-z0-9_.-]+$")
+);
+string_schema!(
+    ApiName,
+    "An API's display name, not blank",
+    1,
+    NAME_MAX_CHARS,
+    Some("\\S")
+);
+string_schema!(
+    OrgName,
+    "An organization's display name, not blank",
+    1,
+    NAME_MAX_CHARS,
+    Some("\\S")
+);
+string_schema!(
+    AppName,
+    "An M2M application's name, not blank",
+    1,
+    NAME_MAX_CHARS,
+    Some("\\S")
+);
+string_schema!(
+    UserName,
+    "A user's name, not blank",
+    1,
+    NAME_MAX_CHARS,
+    Some("\\S")
+);
+string_schema!(
+    Audience,
+    "An API's audience, matched exactly (case-sensitive); at most 2048 bytes, no whitespace",
+    1,
+    Audience::MAX_LEN,
+    Some("^\\S+$")
+);
+string_schema!(
+    ScopeName,
+    "A scope (RFC 6749 section 3.3 scope-token)",
+    1,
+    ScopeName::MAX_LEN,
+    Some("^[!#-\\[\\]-~]+$")
+);
+string_schema!(
+    Email,
+    "An e-mail address (loosely checked: something around an '@', no whitespace)",
+    3,
+    320,
+    Some("^\\s*\\S*@\\S*\\s*$")
+);
 
 #[cfg(test)]
 mod tests {
@@ -313,7 +390,8 @@ mod tests {
             Email::parse(" ada@acme.test ").unwrap().as_str(),
             "ada@acme.test"
         );
-        for bad in ["", "ab", "no-at-sign", "a b@c.d"] {
+        // Three characters, not three bytes: what the table's check counts.
+        for bad in ["", "ab", "no-at-sign", "a b@c.d", "@\u{1F600}"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

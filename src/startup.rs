@@ -206,18 +206,7 @@ impl Application {
                         cfg.app_data(metrics.clone());
                     }
                 })
-                .configure(routes::configure)
-                .configure(|cfg| {
-                    if let Some(issuer) = &issuer {
-                        cfg.app_data(issuer.clone())
-                            .configure(routes::configure_issuer);
-                        if let Some(token) = &admin_token {
-                            cfg.app_data(token.clone())
-                                .configure(routes::admin::configure)
-                                .configure(crate::console::configure);
-                        }
-                    }
-                })
+                .configure(|cfg| routes::configure_app(cfg, issuer.as_ref(), admin_token.as_ref()))
         })
         .shutdown_timeout(settings.shutdown_grace.as_secs());
         if settings.workers > 0 {

@@ -42,13 +42,13 @@ pub enum CatalogueError {
 
 type Result<T, E = CatalogueError> = std::result::Result<T, E>;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScopeOut {
     pub name: String,
     pub description: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiOut {
     pub audience: String,
     pub name: String,
@@ -59,26 +59,28 @@ pub struct ApiOut {
     pub scopes: Vec<ScopeOut>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrgOut {
     pub code: String,
     pub name: String,
 }
 
 /// Shown once: the secret is stored only as a hash.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NewApp {
     pub client_id: String,
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub client_secret: SecretString,
     pub name: String,
     pub org_code: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NewSecret {
     pub client_id: String,
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub client_secret: SecretString,
 }
 
@@ -86,13 +88,13 @@ fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Er
     ser.serialize_str(s.expose_secret())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantOut {
     pub audience: String,
     pub scopes: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppOut {
     pub client_id: String,
     pub name: String,
@@ -102,21 +104,21 @@ pub struct AppOut {
 }
 
 /// An app switched on or off.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppEnabled {
     pub client_id: String,
     pub enabled: bool,
 }
 
 /// An app deleted with its secrets and grants.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppDeleted {
     pub client_id: String,
     pub deleted: bool,
 }
 
 /// A user added to an organization.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewUser {
     pub org_code: OrgCode,
     pub user: OrgUser,

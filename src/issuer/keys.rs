@@ -204,7 +204,7 @@ pub fn generate(alg: SigningAlgorithm) -> anyhow::Result<(String, Vec<u8>, Value
 }
 
 /// What `keys rotate` made: the new kid per algorithm, and the new RS256 kid on its own.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct RotatedKeys {
     pub kid: Option<String>,
     pub kids: BTreeMap<String, String>,
@@ -233,19 +233,20 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<RotatedKeys> {
 }
 
 /// A signing key as `keys list` and `GET /admin/keys` show it: never its private part.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub kid: String,
     pub alg: String,
     /// `signing` while it signs new tokens, `retired` once a newer key replaced it, `revoked`
     /// once revoked (out of the JWKS, its tokens refused).
+    #[schema(examples("signing", "retired", "revoked"))]
     pub status: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Every stored signing key, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyList {
     pub keys: Vec<KeyInfo>,
 }

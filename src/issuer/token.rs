@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Issuer;
 use super::clients::{self, ApiGrant, ClientLookup};
 use crate::auth::claims::split_scopes;
+use crate::telemetry::Untrusted;
 
 /// An RFC 6749 §5.2 error.
 #[derive(Debug)]
@@ -78,9 +79,10 @@ impl std::fmt::Display for TokenError {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    #[schema(value_type = String, examples("Bearer"))]
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
@@ -249,7 +251,7 @@ impl Issuer {
             .sign(&header, &claims)
             .map_err(TokenError::server_error)?;
         self.keys.note_signed(&signer.kid);
-        tracing::info!(%client_id, kid = %signer.kid, "access token issued");
+        tracing::info!(client_id = %Untrusted(client_id), kid = %signer.kid, "access token issued");
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

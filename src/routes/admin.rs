@@ -11,10 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::extractor::bearer_token;
-use crate::body::read_json;
+use crate::body::{read_json, read_optional_json};
 use crate::config::parse_duration;
 use crate::domain::{
     ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, ScopeName, UserName,
@@ -117,17 +118,19 @@ fn created(value: impl serde::Serialize) -> HttpResponse {
     HttpResponse::Created().json(value)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateApi {
+pub struct CreateApi {
     audience: Audience,
     name: ApiName,
     #[serde(default)]
     scopes: Vec<ScopeDef>,
     /// Seconds.
     #[serde(default)]
+    #[schema(value_type = Option<u32>, minimum = 60, maximum = 86400)]
     token_lifetime: Option<TokenLifetime>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, examples("RS256", "ES256", "EdDSA"))]
     signing_alg: Option<SigningAlgorithm>,
 }
 
@@ -155,9 +158,9 @@ async fn create_api(
     Ok(created(api))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddScope {
+pub struct AddScope {
     audience: String,
     name: ScopeName,
     #[serde(default)]
@@ -182,9 +185,9 @@ async fn add_scope(
     .await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateOrg {
+pub struct CreateOrg {
     code: OrgCode,
     name: OrgName,
 }
@@ -205,9 +208,9 @@ async fn create_org(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddUser {
+pub struct AddUser {
     email: Email,
     name: UserName,
 }
@@ -226,9 +229,9 @@ async fn add_user(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateApp {
+pub struct CreateApp {
     name: AppName,
     #[serde(default)]
     org_code: Option<OrgCode>,
@@ -251,9 +254,9 @@ async fn create_app(
         .json(app))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Authorize {
+pub struct Authorize {
     audience: String,
     scopes: String,
 }
@@ -275,9 +278,10 @@ async fn authorize(
     .await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Rotate {
+pub struct Rotate {
+    /// How long the old secret keeps working: `30s`, `10m`, `24h` (default: it stops at once).
     #[serde(default)]
     grace: Option<String>,
 }
@@ -289,15 +293,9 @@ async fn rotate_secret(
     body: web::Payload,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, ApiError> {
-    let has_body = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .is_some_and(|v| v != "0");
-    let input: Rotate = if has_body {
-        read_json(&req, body).await?
-    } else {
-        Rotate::default()
-    };
+    // The body is optional; whether there is one is what reading it says, not Content-Length
+    // (a chunked body has none).
+    let input: Rotate = read_optional_json(&req, body).await?.unwrap_or_default();
     let grace = match input.grace.as_deref() {
         Some(g) => parse_duration(g).map_err(|e| ApiError::bad_request(format!("grace: {e}")))?,
         None => Duration::ZERO,
@@ -332,9 +330,9 @@ async fn delete_app(
     Ok(ok(catalogue::delete_app(&issuer.pool, &path).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenIn {
+pub struct TokenIn {
     audience: String,
     #[serde(default)]
     scope: Option<String>,
@@ -409,9 +407,10 @@ async fn enable_org(
     switch_org(path, issuer, false).await
 }
 
-#[derive(Deserialize)]
+/// A token to revoke.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RevokeTokenIn {
+pub struct RevokeTokenIn {
     token: String,
 }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod health;
 pub mod metadata;
+pub mod openapi;
 pub mod records;
 pub mod revocation;
 pub mod token;
@@ -13,13 +14,16 @@ pub mod users;
 use actix_web::web;
 
 use crate::error::ApiError;
+use crate::issuer::Issuer;
 use crate::issuer::catalogue::CatalogueError;
+use admin::AdminToken;
 
 /// The tenant routes and probes; the whole table in one place.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources rather than bare routes, so that another method gets 405, not 404.
     cfg.service(web::resource("/health").route(web::get().to(health::health)))
         .service(web::resource("/ready").route(web::get().to(health::ready)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
         .service(
             web::resource("/orgs/{org_code}/data")
                 .route(web::get().to(records::list))
@@ -62,6 +66,25 @@ impl From<CatalogueError> for ApiError {
             CatalogueError::Conflict(message) => ApiError::Conflict(message),
             CatalogueError::Db(e) => e.into(),
             CatalogueError::Keys(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// Every route of the main listener, by what is switched on: the issuer's routes when it is
+/// enabled, the admin API and the console when `ADMIN_TOKEN` is also set. Startup registers
+/// exactly this, and the OpenAPI tests read the route table from it: register routes here.
+pub fn configure_app(
+    cfg: &mut web::ServiceConfig,
+    issuer: Option<&web::Data<Issuer>>,
+    admin_token: Option<&AdminToken>,
+) {
+    configure(cfg);
+    if let Some(issuer) = issuer {
+        cfg.app_data(issuer.clone()).configure(configure_issuer);
+        if let Some(token) = admin_token {
+            cfg.app_data(token.clone())
+                .configure(admin::configure)
+                .configure(crate::console::configure);
         }
     }
 }

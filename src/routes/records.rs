@@ -67,14 +67,20 @@ fn truncate(s: &str) -> String {
 
 /// The body of POST and PATCH. `org_code` is accepted and ignored: the org comes only from
 /// the verified token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordInput {
+    /// 1 to 200 characters, not blank.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<Value>,
+    /// Any JSON value (strings without NUL characters).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Value)]
     value: Option<Value>,
+    /// Ignored: the organization comes only from the verified token.
     #[serde(default, rename = "org_code")]
+    #[schema(value_type = Value)]
     _org_code: serde::de::IgnoredAny,
 }
 
@@ -226,6 +232,24 @@ mod tests {
             json!({"a": {"b": "\u{0}"}}),
         ] {
             assert!(check_value(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_read_back_as_jsonb_writes_them() {
+        // jsonb writes numbers in plain notation (1e308 as 309 digits): reading them back must
+        // give the same number, or a stored record could never be read again.
+        for f in [
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1.7976931348623157e308,
+            0.1,
+        ] {
+            let plain = format!("{f}");
+            assert!(!plain.contains('e'), "{plain}");
+            let back: Value = serde_json::from_str(&plain).unwrap();
+            assert_eq!(back.as_f64(), Some(f), "{plain}");
         }
     }
 

@@ -45,13 +45,16 @@ impl AuditAction {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: i64,
     pub at: DateTime<Utc>,
+    #[schema(examples("record.created", "app.secret_rotated"))]
     pub action: String,
     /// The token's client for API writes; `None` for operators (CLI, admin API).
     pub client_id: Option<String>,
+    /// What changed, e.g. `{"record_id": 3}`.
+    #[schema(value_type = Object)]
     pub details: Value,
 }
 

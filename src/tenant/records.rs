@@ -8,10 +8,11 @@ use super::audit::AuditAction;
 use super::{Counter, TenantCall, TenantTx};
 use crate::domain::RecordName;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Record {
     pub id: i64,
     pub name: String,
+    /// Any JSON value.
     pub value: Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

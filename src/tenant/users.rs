@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{Counter, TenantTx};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrgUser {
     pub id: i64,
     pub email: String,

@@ -1,5 +1,6 @@
 //! orgwall's integration tests: one binary, real PostgreSQL, real HTTP, real signed tokens.
 
+mod attacks_hardening;
 mod attacks_issuer;
 mod attacks_tenant;
 mod attacks_verifier;
@@ -16,6 +17,7 @@ mod jwks;
 mod lifecycle;
 mod metrics;
 mod migrations;
+mod openapi;
 mod records;
 mod second_wall;
 mod settings;
