@@ -36,7 +36,7 @@ pub const REREAD_EVERY: Duration = Duration::from_secs(2);
 type Result<T, E = CatalogueError> = std::result::Result<T, E>;
 
 /// `app revoke-tokens`: every token issued to the app so far is revoked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppTokensRevoked {
     pub client_id: String,
     /// Unix seconds: tokens issued at or before it are refused.
@@ -44,7 +44,7 @@ pub struct AppTokensRevoked {
 }
 
 /// `org disable` / `org enable`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrgSwitched {
     pub code: String,
     pub disabled: bool,
@@ -54,7 +54,7 @@ pub struct OrgSwitched {
 }
 
 /// `token revoke`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenRevoked {
     pub jti: String,
     pub client_id: String,
@@ -63,7 +63,7 @@ pub struct TokenRevoked {
 }
 
 /// `keys revoke`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyRevoked {
     pub kid: String,
     pub revoked: bool,
@@ -330,7 +330,7 @@ async fn refresh(pool: PgPool, state: Weak<RevocationState>, wake: Arc<Notify>) 
 
 /// Revokes a signing key: it leaves the JWKS and every token it signed is refused. A key that
 /// was signing is first replaced by a new one of its algorithm, so issuance never stops.
-#[tracing::instrument(skip_all, fields(%kid))]
+#[tracing::instrument(skip_all, fields(kid = %crate::telemetry::Untrusted(kid)))]
 pub async fn revoke_key(pool: &PgPool, kid: &str) -> Result<KeyRevoked> {
     let key = sqlx::query!(
         "select alg, retired_at is null as \"signing!\" from signing_keys where kid = $1",

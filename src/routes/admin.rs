@@ -447,9 +447,10 @@ async fn enable_org(
     switch_org(path, issuer, false).await
 }
 
-#[derive(Deserialize)]
+/// A token to revoke.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RevokeTokenIn {
+pub struct RevokeTokenIn {
     token: String,
 }
 

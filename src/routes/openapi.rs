@@ -254,6 +254,24 @@ pub struct TokenRequest {
     pub scope: Option<String>,
 }
 
+/// A revocation (RFC 7009) or introspection (RFC 7662) request, form-encoded. The client
+/// authenticates as at the token endpoint; at introspection the operator may instead send
+/// `Authorization: Bearer <ADMIN_TOKEN>`.
+#[derive(Serialize, ToSchema)]
+pub struct TokenStatusRequest {
+    /// The access token asked about.
+    pub token: String,
+    /// Accepted and ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type_hint: Option<String>,
+    /// `client_secret_post`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// `client_secret_post`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reusable responses.
 
@@ -538,6 +556,8 @@ struct ResourceApiDoc;
         paths::jwks_json,
         paths::jwks,
         paths::token,
+        paths::revoke,
+        paths::introspect,
     ),
     components(
         schemas(OAuthError),
@@ -566,8 +586,13 @@ struct IssuerDoc;
         paths::disable_app,
         paths::enable_app,
         paths::app_token,
+        paths::revoke_app_tokens,
+        paths::disable_org,
+        paths::enable_org,
+        paths::revoke_token,
         paths::list_keys,
         paths::rotate_keys,
+        paths::revoke_key,
         paths::console_page,
         paths::console_asset,
     ),
@@ -590,7 +615,9 @@ mod paths {
     };
     use crate::issuer::keybound::{KeysOut, NewKeyApp};
     use crate::issuer::keys::{KeyList, RotatedKeys};
+    use crate::issuer::revocation::{AppTokensRevoked, KeyRevoked, OrgSwitched, TokenRevoked};
     use crate::issuer::token::TokenResponse;
+    use crate::routes::admin::RevokeTokenIn;
     use crate::routes::admin::{
         AddScope, AddUser, Authorize, CreateApi, CreateApp, CreateOrg, Rotate, TokenIn,
     };
@@ -818,6 +845,43 @@ mod paths {
             (status = 503, response = OAuthUnavailable),
         ))]
     fn token() {}
+
+    /// Revoke a token (RFC 7009)
+    ///
+    /// The client's own valid token is revoked; another client's valid token is
+    /// `unauthorized_client` and stays valid; anything else changes nothing.
+    #[utoipa::path(post, path = "/oauth2/revoke", tag = "issuer",
+        request_body(content = TokenStatusRequest, content_type = "application/x-www-form-urlencoded"),
+        security(("client_secret_basic" = []), ()),
+        responses(
+            (status = 200, description = "Revoked, or nothing to revoke (empty body)", headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+            (status = 400, response = OAuthBadRequest),
+            (status = 401, response = OAuthUnauthorized),
+            (status = 429, response = SlowDown),
+            (status = 503, response = OAuthUnavailable),
+        ))]
+    fn revoke() {}
+
+    /// Introspect a token (RFC 7662)
+    ///
+    /// `{"active": false}` for a token that is not accepted now or that the caller may not
+    /// see; otherwise `active: true` with the token's claims and `token_type`.
+    #[utoipa::path(post, path = "/oauth2/introspect", tag = "issuer",
+        request_body(content = TokenStatusRequest, content_type = "application/x-www-form-urlencoded"),
+        security(("client_secret_basic" = []), ("admin_token" = []), ()),
+        responses(
+            (status = 200, description = "Whether the token is active, and its claims when it is",
+                body = Object, headers(
+                    ("Cache-Control" = String, description = "`no-store`"),
+                )),
+            (status = 400, response = OAuthBadRequest),
+            (status = 401, response = OAuthUnauthorized),
+            (status = 429, response = SlowDown),
+            (status = 503, response = OAuthUnavailable),
+        ))]
+    fn introspect() {}
 
     /// List APIs
     #[utoipa::path(get, path = "/admin/apis", tag = "admin",
@@ -1051,6 +1115,64 @@ mod paths {
         ))]
     fn app_token() {}
 
+    /// Revoke every token issued to an app so far
+    #[utoipa::path(post, path = "/admin/apps/{client_id}/revoke-tokens", tag = "admin",
+        params(("client_id" = String, Path)),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Revoked", body = AppTokensRevoked),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ))]
+    fn revoke_app_tokens() {}
+
+    /// Switch an organization off
+    ///
+    /// Its apps get no tokens, every token carrying its code is refused, and those issued so
+    /// far stay revoked after it is switched back on.
+    #[utoipa::path(post, path = "/admin/orgs/{org_code}/disable", tag = "admin",
+        params(("org_code" = OrgCode, Path)),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Disabled", body = OrgSwitched),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ))]
+    fn disable_org() {}
+
+    /// Switch an organization back on
+    #[utoipa::path(post, path = "/admin/orgs/{org_code}/enable", tag = "admin",
+        params(("org_code" = OrgCode, Path)),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Enabled", body = OrgSwitched),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ))]
+    fn enable_org() {}
+
+    /// Revoke one token
+    ///
+    /// By its `jti`, until its `exp`; a token this orgwall did not sign, or an expired one,
+    /// is a 400 saying why.
+    #[utoipa::path(post, path = "/admin/tokens/revoke", tag = "admin",
+        request_body = RevokeTokenIn,
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Revoked", body = TokenRevoked),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 413, response = PayloadTooLarge),
+            (status = 415, response = UnsupportedMediaType),
+            (status = 503, response = Unavailable),
+        ))]
+    fn revoke_token() {}
+
     /// List signing keys
     #[utoipa::path(get, path = "/admin/keys", tag = "admin",
         security(("admin_token" = [])),
@@ -1070,6 +1192,21 @@ mod paths {
             (status = 503, response = Unavailable),
         ))]
     fn rotate_keys() {}
+
+    /// Revoke a signing key
+    ///
+    /// It leaves the JWKS at once and every instance refuses its tokens within 5 seconds; a
+    /// key that was signing is first replaced by a new one.
+    #[utoipa::path(post, path = "/admin/keys/{kid}/revoke", tag = "admin",
+        params(("kid" = String, Path)),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Revoked", body = KeyRevoked),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ))]
+    fn revoke_key() {}
 
     /// The console's page
     ///
