@@ -596,6 +596,14 @@ mod paths {
     };
     use crate::routes::records::RecordInput;
 
+    /// What `POST /admin/apps` answers: an app with a secret, or one with keys.
+    #[derive(Serialize, ToSchema)]
+    #[serde(untagged)]
+    pub enum CreatedApp {
+        Secret(NewApp),
+        Keys(NewKeyApp),
+    }
+
     /// Liveness
     ///
     /// Answers without touching the database.
@@ -912,10 +920,7 @@ mod paths {
         request_body = CreateApp,
         security(("admin_token" = [])),
         responses(
-            (status = 201, description = "The new app and its secret, or the new key-bound app", content(
-                (NewApp = "application/json"),
-                (NewKeyApp = "application/json"),
-            ), headers(
+            (status = 201, description = "The new app and its secret, or the new key-bound app", body = CreatedApp, headers(
                 ("Cache-Control" = String, description = "`no-store` (an app with a secret)"),
             )),
             (status = 400, response = BadRequest),
