@@ -330,7 +330,7 @@ async fn every_assertion_failure_is_the_same_invalid_client() {
         ),
         (
             "lives too long",
-            key.assertion_with(&with("exp", json!(now() + 3661))),
+            key.assertion_with(&with("exp", json!(now() + 3600 + 300))),
         ),
         (
             "not yet valid",
