@@ -596,6 +596,15 @@ mod paths {
     };
     use crate::routes::records::RecordInput;
 
+    /// What app creation answers: an app with a secret, or a key-bound app. One media type
+    /// carries one schema, so the two shapes are one `oneOf`.
+    #[derive(Serialize, ToSchema)]
+    #[serde(untagged)]
+    enum CreatedApp {
+        Secret(NewApp),
+        KeyBound(NewKeyApp),
+    }
+
     /// Liveness
     ///
     /// Answers without touching the database.
@@ -912,10 +921,8 @@ mod paths {
         request_body = CreateApp,
         security(("admin_token" = [])),
         responses(
-            (status = 201, description = "The new app and its secret, or the new key-bound app", content(
-                (NewApp = "application/json"),
-                (NewKeyApp = "application/json"),
-            ), headers(
+            (status = 201, description = "The new app and its secret, or the new key-bound app",
+                body = CreatedApp, headers(
                 ("Cache-Control" = String, description = "`no-store` (an app with a secret)"),
             )),
             (status = 400, response = BadRequest),
