@@ -484,7 +484,11 @@ async fn discovery_advertises_revocation_and_introspection() {
         meta["introspection_endpoint"],
         json!(format!("{base}/oauth2/introspect"))
     );
-    let methods = json!(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
+    let methods = json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt"
+    ]);
     assert_eq!(meta["revocation_endpoint_auth_methods_supported"], methods);
     assert_eq!(
         meta["introspection_endpoint_auth_methods_supported"],
