@@ -572,12 +572,27 @@ pub fn base_vars(database_url: &str, issuer: &FakeIssuer) -> HashMap<String, Str
 }
 
 /// A port that was free a moment ago, for a server whose URL must be known before it binds.
+///
+/// Taken below the kernel's ephemeral range (32768 and up here), where no server of this suite
+/// that binds port 0 can be handed it between this check and the real bind, and never twice in
+/// one test process; each process starts at its own offset.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 131) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
