@@ -65,6 +65,8 @@ impl From<sqlx::Error> for TokenError {
     fn from(e: sqlx::Error) -> Self {
         if crate::error::is_unavailable(&e) {
             Self::unavailable(e)
+        } else if crate::error::is_nul_in_text(&e) {
+            Self::invalid_request("Parameters must not contain NUL characters")
         } else {
             Self::server_error(e)
         }

@@ -644,3 +644,61 @@ fn the_service_itself_parses_floats_exactly() {
         .expect("serde_json is a dependency");
     assert!(serde_json.contains("\"float_roundtrip\""), "{serde_json}");
 }
+
+/// Found by schemathesis: a NUL character in a path segment or a body field of the admin API
+/// reached PostgreSQL (which cannot store it in text) and the answer was a 500.
+#[tokio::test]
+async fn nul_characters_in_admin_input_are_the_clients_mistake() {
+    let app = TestApp::spawn_issuer().await;
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(ADMIN_TOKEN);
+    for path in [
+        "/admin/apps/%00x/disable",
+        "/admin/apps/a%00/enable",
+        "/admin/apps/%00/rotate-secret",
+    ] {
+        let res = admin(app.http.post(app.url(path))).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+    }
+    let res = admin(app.http.delete(app.url("/admin/apps/%00")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = admin(app.http.post(app.url("/admin/apps")))
+        .json(&json!({"name": "An app"}))
+        .send()
+        .await
+        .unwrap();
+    let created: Value = res.json().await.unwrap();
+    let authorize = format!(
+        "/admin/apps/{}/authorize",
+        created["client_id"].as_str().unwrap()
+    );
+    for (path, body) in [
+        (
+            "/admin/apis/scopes",
+            json!({"audience": "a\u{0}", "name": "x"}),
+        ),
+        (
+            authorize.as_str(),
+            json!({"audience": "a\u{0}", "scopes": "x"}),
+        ),
+    ] {
+        let res = admin(app.http.post(app.url(path)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "Bad Request", "{path}");
+    }
+    let res = admin(app.http.post(app.url("/admin/apps/x/token")))
+        .json(&json!({"audience": "a\u{0}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}
