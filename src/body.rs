@@ -19,12 +19,59 @@ impl BodyLimit {
     }
 }
 
-/// Checks the content type, reads at most the body limit, and parses JSON into `T`.
-pub async fn read_json<T: DeserializeOwned>(
+/// Why a body could not be read; each endpoint answers it in its own error shape.
+#[derive(Debug)]
+pub enum BodyError {
+    /// More than the limit (in bytes), declared or sent.
+    TooLarge(usize),
+    /// The connection failed or the transfer encoding was malformed.
+    Unreadable(actix_web::error::PayloadError),
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(limit) => {
+                ApiError::PayloadTooLarge(format!("Request body exceeds {limit} bytes"))
+            }
+            BodyError::Unreadable(e) => {
+                ApiError::bad_request(format!("Could not read the request body: {e}"))
+            }
+        }
+    }
+}
+
+/// The one body reader: the whole body, at most the body limit, whatever its transfer encoding
+/// (`Content-Length`, `chunked`, or none). Every JSON body and every form goes through it, so
+/// that no handler decides from headers alone whether there is a body.
+pub async fn read_bytes(
     req: &HttpRequest,
     mut payload: web::Payload,
-) -> Result<T, ApiError> {
+) -> Result<web::BytesMut, BodyError> {
     let limit = BodyLimit::of(req);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => BodyError::TooLarge(limit),
+            other => BodyError::Unreadable(other),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -41,32 +88,40 @@ pub async fn read_json<T: DeserializeOwned>(
             "Content-Type must be application/json".into(),
         ));
     }
-    let too_large = || ApiError::PayloadTooLarge(format!("Request body exceeds {limit} bytes"));
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => too_large(),
-            other => ApiError::bad_request(format!("Could not read the request body: {other}")),
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
+    Ok(())
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(describe_json_error(&e)))
+}
+
+/// Checks the content type, reads at most the body limit, and parses JSON into `T`.
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    require_json(req)?;
+    let body = read_bytes(req, payload).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "Request body is empty; a JSON object is required",
         ));
     }
-    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(describe_json_error(&e)))
+    parse_json(&body)
+}
+
+/// A JSON body that may be left out: `None` when the body is empty (however it was sent),
+/// otherwise as [`read_json`].
+pub async fn read_optional_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Option<T>, ApiError> {
+    let body = read_bytes(req, payload).await?;
+    if body.is_empty() {
+        return Ok(None);
+    }
+    require_json(req)?;
+    parse_json(&body).map(Some)
 }
 
 fn describe_json_error(e: &serde_json::Error) -> String {

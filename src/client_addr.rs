@@ -8,8 +8,20 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use actix_web::HttpRequest;
 use actix_web::http::header::HeaderMap;
 use ipnet::IpNet;
+
+/// The client's address for `req`: the peer, or behind a trusted proxy (the app's
+/// [`TrustedProxies`]) the address it vouches for. The failure limiter counts it and the logs
+/// show it; `None` only when the connection has no peer address (not a TCP request).
+pub fn of_request(req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    Some(match req.app_data::<TrustedProxies>() {
+        Some(proxies) => proxies.client_addr_from_headers(peer, req.headers()),
+        None => peer.to_canonical(),
+    })
+}
 
 /// The proxies whose `X-Forwarded-For` is believed: addresses and CIDR ranges. Empty (the
 /// default) means no header is ever believed and the peer address is the client's.

@@ -3,6 +3,8 @@
 //! request span carries `org_code` and `client_id` once the token is verified. Tokens and
 //! secrets are never recorded.
 
+use std::fmt::{self as std_fmt, Write as _};
+
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -11,7 +13,7 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt};
 
-use crate::client_addr::TrustedProxies;
+use crate::client_addr;
 
 /// Installs the global subscriber; later calls are no-ops (tests call it once per process).
 pub fn init<W>(json: bool, writer: W)
@@ -35,6 +37,42 @@ where
     };
 }
 
+/// Characters of a request-derived value a log line keeps.
+pub const LOGGED_VALUE_CHARS: usize = 128;
+
+/// A value that came from a request (a client id, an audience, a path, a header), as a log line
+/// may show it: at most [`LOGGED_VALUE_CHARS`] characters (then `…`), with control characters,
+/// Unicode line and paragraph separators, bidirectional overrides and backslashes escaped
+/// (`\n`, `\u{2028}`, `\\`). A client cannot end the line and write one of its own, nor flood
+/// the log through one field.
+pub struct Untrusted<'a>(pub &'a str);
+
+impl std_fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut std_fmt::Formatter<'_>) -> std_fmt::Result {
+        let mut chars = self.0.chars();
+        for c in chars.by_ref().take(LOGGED_VALUE_CHARS) {
+            let unsafe_char = c.is_control()
+                || c == '\\'
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if unsafe_char {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        if chars.next().is_some() {
+            f.write_char('…')?;
+        }
+        Ok(())
+    }
+}
+
+impl std_fmt::Debug for Untrusted<'_> {
+    fn fmt(&self, f: &mut std_fmt::Formatter<'_>) -> std_fmt::Result {
+        std_fmt::Display::fmt(self, f)
+    }
+}
+
 /// The request span: tracing-actix-web's fields (method, route, status, request id, ...)
 /// plus the tenant and client, filled in by the auth extractor.
 pub struct OrgwallRootSpan;
@@ -52,20 +90,16 @@ impl RootSpanBuilder for OrgwallRootSpan {
             .get("user-agent")
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
+        let path = Untrusted(request.path());
         let target = match request.query_string() {
-            "" => request.path().to_string(),
-            _ => format!("{}?<query omitted>", request.path()),
+            "" => path.to_string(),
+            _ => format!("{path}?<query omitted>"),
         };
         let request_id = request.extensions().get::<RequestId>().copied();
         let conn = request.connection_info();
         // The peer address, or behind a trusted proxy the address it vouches for: otherwise
         // X-Forwarded-For is the client's word and would let it put another address in our logs.
-        let client_ip = request
-            .peer_addr()
-            .map(|peer| match request.app_data::<TrustedProxies>() {
-                Some(proxies) => proxies.client_addr_from_headers(peer.ip(), request.headers()),
-                None => peer.ip(),
-            })
+        let client_ip = client_addr::of_request(request.request())
             .map(|ip| ip.to_string())
             .unwrap_or_default();
         tracing::info_span!(
@@ -74,9 +108,9 @@ impl RootSpanBuilder for OrgwallRootSpan {
             http.route = %route,
             http.flavor = %http_flavor(request.version()),
             http.scheme = %conn.scheme(),
-            http.host = %conn.host(),
+            http.host = %Untrusted(conn.host()),
             http.client_ip = %client_ip,
-            http.user_agent = %user_agent,
+            http.user_agent = %Untrusted(user_agent),
             http.target = %target,
             http.status_code = Empty,
             otel.name = %format!("{method} {route}"),
@@ -121,4 +155,35 @@ where
 {
     let span = Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_values_are_escaped_and_truncated_for_the_log() {
+        assert_eq!(
+            Untrusted("id\r\nINFO access token issued kid=FORGED").to_string(),
+            "id\\r\\nINFO access token issued kid=FORGED"
+        );
+        assert_eq!(
+            Untrusted("a\\n").to_string(),
+            "a\\\\n",
+            "a backslash is escaped too"
+        );
+        assert_eq!(
+            Untrusted("x\u{1b}[31m\u{2028}\u{202e}").to_string(),
+            "x\\u{1b}[31m\\u{2028}\\u{202e}"
+        );
+        assert_eq!(Untrusted("client_1 ü").to_string(), "client_1 ü");
+        let long = Untrusted(&"é".repeat(60_000)).to_string();
+        assert_eq!(long.chars().count(), LOGGED_VALUE_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(
+            Untrusted(&"x".repeat(LOGGED_VALUE_CHARS)).to_string(),
+            "x".repeat(LOGGED_VALUE_CHARS),
+            "exactly the limit is kept whole"
+        );
+    }
 }

@@ -6,6 +6,9 @@
 //! - refreshed for an unknown `kid` at most once per `cooldown`, concurrent misses sharing the
 //!   one fetch, so random `kid`s cannot turn us into a flood against the issuer;
 //! - every fetch bounded by `timeout`; on failure the last good keys stay.
+//!
+//! The cache reads the time from a [`Clock`], so that its windows are tested by moving a clock
+//! instead of waiting for one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +82,20 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, String
         .collect())
 }
 
+/// Where the cache reads the time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+/// The monotonic system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
 #[derive(Default)]
 struct Snapshot {
     keys: HashMap<String, Arc<VerifyKey>>,
@@ -91,6 +108,7 @@ pub struct JwksCache {
     http: reqwest::Client,
     ttl: Duration,
     cooldown: Duration,
+    clock: Arc<dyn Clock>,
     state: RwLock<Arc<Snapshot>>,
     /// Held while a fetch is in flight; waiters reuse its result.
     refresh: Arc<tokio::sync::Mutex<()>>,
@@ -101,11 +119,23 @@ pub struct JwksCache {
 
 impl JwksCache {
     pub fn new(url: Url, http: reqwest::Client, ttl: Duration, cooldown: Duration) -> Self {
+        Self::with_clock(url, http, ttl, cooldown, Arc::new(SystemClock))
+    }
+
+    /// As [`JwksCache::new`], reading the time from `clock`.
+    pub fn with_clock(
+        url: Url,
+        http: reqwest::Client,
+        ttl: Duration,
+        cooldown: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             url,
             http,
             ttl,
             cooldown,
+            clock,
             state: RwLock::new(Arc::new(Snapshot::default())),
             refresh: Arc::new(tokio::sync::Mutex::new(())),
             generation: AtomicU64::new(0),
@@ -132,7 +162,7 @@ impl JwksCache {
     pub async fn key(self: &Arc<Self>, kid: &str) -> Option<Arc<VerifyKey>> {
         let snap = self.snapshot();
         if let Some(key) = snap.keys.get(kid) {
-            if snap.fetched_at.is_some_and(|t| t.elapsed() >= self.ttl) {
+            if snap.fetched_at.is_some_and(|t| self.since(t) >= self.ttl) {
                 self.refresh_in_background(&snap);
             }
             return Some(key.clone());
@@ -142,7 +172,11 @@ impl JwksCache {
 
     fn cooling_down(&self, snap: &Snapshot) -> bool {
         snap.attempted_at
-            .is_some_and(|t| t.elapsed() < self.cooldown)
+            .is_some_and(|t| self.since(t) < self.cooldown)
+    }
+
+    fn since(&self, then: Instant) -> Duration {
+        self.clock.now().saturating_duration_since(then)
     }
 
     fn refresh_in_background(self: &Arc<Self>, snap: &Snapshot) {
@@ -173,7 +207,7 @@ impl JwksCache {
 
     /// One fetch; on success the key set is replaced, on failure the last good one stays.
     async fn fetch_and_store(&self) {
-        let started = Instant::now();
+        let started = self.clock.now();
         let result = self.fetch().await;
         self.fetches.record(result.is_ok());
         let mut state = self.state.write().expect("jwks lock poisoned");
@@ -219,5 +253,196 @@ impl JwksCache {
             body.extend_from_slice(&chunk);
         }
         parse_jwks(&body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use super::*;
+
+    /// A clock that only moves when the test says so.
+    struct ManualClock(Mutex<Instant>);
+
+    impl ManualClock {
+        fn advance(&self, by: Duration) {
+            *self.0.lock().unwrap() += by;
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> Instant {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    /// A JWKS endpoint on a thread of its own, counting its requests.
+    struct Issuer {
+        url: Url,
+        hits: Arc<AtomicUsize>,
+        down: Arc<AtomicBool>,
+        kids: Arc<Mutex<Vec<&'static str>>>,
+    }
+
+    impl Issuer {
+        fn start(kids: &[&'static str]) -> Self {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+            let hits = Arc::new(AtomicUsize::new(0));
+            let down = Arc::new(AtomicBool::new(false));
+            let kids = Arc::new(Mutex::new(kids.to_vec()));
+            let (h, d, k) = (hits.clone(), down.clone(), kids.clone());
+            std::thread::spawn(move || {
+                for mut stream in listener.incoming().flatten() {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8];
+                    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                        head.push(byte[0]);
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let answer = if d.load(Ordering::SeqCst) {
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+                    } else {
+                        let keys: Vec<String> = k
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .map(|kid| {
+                                format!(r#"{{"kty":"RSA","kid":"{kid}","n":"wAsgZw","e":"AQAB"}}"#)
+                            })
+                            .collect();
+                        let body = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    };
+                    let _ = stream.write_all(answer.as_bytes());
+                }
+            });
+            Self {
+                url: url.parse().unwrap(),
+                hits,
+                down,
+                kids,
+            }
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    const TTL: Duration = Duration::from_secs(600);
+    const COOLDOWN: Duration = Duration::from_secs(30);
+
+    fn cache(issuer: &Issuer) -> (Arc<JwksCache>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock(Mutex::new(Instant::now())));
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let cache = JwksCache::with_clock(issuer.url.clone(), http, TTL, COOLDOWN, clock.clone());
+        (Arc::new(cache), clock)
+    }
+
+    /// Waits (in real time, briefly) until a background fetch has been attempted.
+    async fn fetch_attempts_reach(cache: &JwksCache, generation: u64) {
+        for _ in 0..500 {
+            if cache.generation() >= generation {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no background fetch");
+    }
+
+    #[tokio::test]
+    async fn known_keys_are_served_without_a_fetch_until_the_ttl_has_passed() {
+        let issuer = Issuer::start(&["k1"]);
+        let (cache, clock) = cache(&issuer);
+        assert_eq!(issuer.hits(), 0, "nothing fetched before the first kid");
+        assert!(cache.key("k1").await.is_some());
+        assert_eq!(issuer.hits(), 1);
+
+        clock.advance(TTL - Duration::from_millis(1));
+        assert!(cache.key("k1").await.is_some());
+        assert_eq!(issuer.hits(), 1, "fresh keys are not fetched again");
+
+        clock.advance(Duration::from_millis(1));
+        assert!(cache.key("k1").await.is_some(), "stale keys keep serving");
+        fetch_attempts_reach(&cache, 2).await;
+        assert_eq!(issuer.hits(), 2, "refreshed in the background once stale");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_fetches_at_most_once_per_cooldown() {
+        let issuer = Issuer::start(&["k1"]);
+        let (cache, clock) = cache(&issuer);
+        assert!(cache.key("k1").await.is_some());
+        issuer.kids.lock().unwrap().push("k2");
+
+        clock.advance(COOLDOWN - Duration::from_millis(1));
+        for _ in 0..5 {
+            assert!(cache.key("k2").await.is_none(), "still cooling down");
+        }
+        assert_eq!(issuer.hits(), 1);
+
+        clock.advance(Duration::from_millis(1));
+        assert!(
+            cache.key("k2").await.is_some(),
+            "fetched once the cooldown passed"
+        );
+        assert_eq!(issuer.hits(), 2);
+        for _ in 0..5 {
+            assert!(cache.key("k3").await.is_none());
+        }
+        assert_eq!(issuer.hits(), 2, "the next cooldown began with that fetch");
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_starts_a_cooldown_and_keeps_the_last_good_keys() {
+        let issuer = Issuer::start(&["k1"]);
+        let (cache, clock) = cache(&issuer);
+        assert!(cache.key("k1").await.is_some());
+        issuer.down.store(true, Ordering::SeqCst);
+
+        clock.advance(TTL);
+        assert!(cache.key("k1").await.is_some());
+        fetch_attempts_reach(&cache, 2).await;
+        assert_eq!(issuer.hits(), 2);
+        assert!(cache.key("k1").await.is_some(), "the last good keys stay");
+        assert!(cache.key("k2").await.is_none());
+        assert_eq!(issuer.hits(), 2, "a failed fetch also starts a cooldown");
+
+        issuer.down.store(false, Ordering::SeqCst);
+        clock.advance(COOLDOWN);
+        assert!(cache.key("k1").await.is_some());
+        fetch_attempts_reach(&cache, 3).await;
+        assert_eq!(
+            issuer.hits(),
+            3,
+            "stale keys are refreshed again after the cooldown"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_withdrawn_by_the_issuer_is_gone_after_the_refresh() {
+        let issuer = Issuer::start(&["k1"]);
+        let (cache, clock) = cache(&issuer);
+        assert!(cache.key("k1").await.is_some());
+        *issuer.kids.lock().unwrap() = vec!["k2"];
+
+        clock.advance(TTL);
+        assert!(
+            cache.key("k1").await.is_some(),
+            "served until the refresh lands"
+        );
+        fetch_attempts_reach(&cache, 2).await;
+        assert!(cache.key("k2").await.is_some());
+        assert!(cache.key("k1").await.is_none());
     }
 }

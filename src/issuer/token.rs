@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Issuer;
 use super::clients::{self, ApiGrant, ClientLookup};
 use crate::auth::claims::split_scopes;
+use crate::telemetry::Untrusted;
 
 /// An RFC 6749 §5.2 error.
 #[derive(Debug)]
@@ -251,7 +252,7 @@ impl Issuer {
         let access_token = signer
             .sign(&header, &claims)
             .map_err(TokenError::server_error)?;
-        tracing::info!(%client_id, kid = %signer.kid, "access token issued");
+        tracing::info!(client_id = %Untrusted(client_id), kid = %signer.kid, "access token issued");
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::extractor::bearer_token;
-use crate::body::read_json;
+use crate::body::{read_json, read_optional_json};
 use crate::config::parse_duration;
 use crate::domain::{
     ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, ScopeName, UserName,
@@ -280,15 +280,9 @@ async fn rotate_secret(
     body: web::Payload,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, ApiError> {
-    let has_body = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .is_some_and(|v| v != "0");
-    let input: Rotate = if has_body {
-        read_json(&req, body).await?
-    } else {
-        Rotate::default()
-    };
+    // The body is optional; whether there is one is what reading it says, not Content-Length
+    // (a chunked body has none).
+    let input: Rotate = read_optional_json(&req, body).await?.unwrap_or_default();
     let grace = match input.grace.as_deref() {
         Some(g) => parse_duration(g).map_err(|e| ApiError::bad_request(format!("grace: {e}")))?,
         None => Duration::ZERO,

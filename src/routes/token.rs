@@ -2,6 +2,7 @@
 //! checklist: form → client credentials → rate limit → app → secret → audience → grant →
 //! scopes → issue.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -10,13 +11,14 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use futures_util::StreamExt;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::body::BodyLimit;
+use crate::body::{BodyError, read_bytes};
+use crate::client_addr;
 use crate::issuer::token::{TokenError, TokenResponse, truncate};
 use crate::issuer::{Issuer, secrets};
+use crate::telemetry::Untrusted;
 
 impl ResponseError for TokenError {
     fn status_code(&self) -> StatusCode {
@@ -40,11 +42,30 @@ impl ResponseError for TokenError {
     }
 }
 
+/// The most parameters a form may carry; the token request needs at most seven.
+const MAX_PARAMETERS: usize = 100;
+
+/// The longest `client_id` (in bytes) worth looking up: a longer one is `invalid_client` before
+/// it is counted by the failure limiter or logged.
+const MAX_CLIENT_ID_LEN: usize = 128;
+
 /// The form's parameters, each at most once (RFC 6749 §3.2).
 struct Form(Vec<(String, String)>);
 
 impl Form {
+    /// Linear in the body: the parameters are counted before anything is decoded, and repeats
+    /// are found with a hash set.
     fn parse(body: &[u8]) -> Result<Self, TokenError> {
+        // The form decoder skips empty pieces between `&`s; so does this count.
+        let parameters = body
+            .split(|&b| b == b'&')
+            .filter(|piece| !piece.is_empty())
+            .count();
+        if parameters > MAX_PARAMETERS {
+            return Err(TokenError::invalid_request(format!(
+                "The form has more than {MAX_PARAMETERS} parameters"
+            )));
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| TokenError::invalid_request("The request body is not a valid form"))?;
         // PostgreSQL text cannot hold NUL: refuse it here rather than fail in a query (a 500).
@@ -56,13 +77,12 @@ impl Form {
                 "Parameters must not contain NUL characters",
             ));
         }
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(other, _)| other == k) {
-                return Err(TokenError::invalid_request(format!(
-                    "Parameter '{}' is repeated",
-                    truncate(k)
-                )));
-            }
+        let mut seen = HashSet::with_capacity(pairs.len());
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+            return Err(TokenError::invalid_request(format!(
+                "Parameter '{}' is repeated",
+                truncate(k)
+            )));
         }
         Ok(Self(pairs))
     }
@@ -119,7 +139,7 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn read_form(req: &HttpRequest, mut payload: web::Payload) -> Result<Form, TokenError> {
+async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<Form, TokenError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -131,16 +151,12 @@ async fn read_form(req: &HttpRequest, mut payload: web::Payload) -> Result<Form,
             "Content-Type must be application/x-www-form-urlencoded",
         ));
     }
-    let limit = BodyLimit::of(req);
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| TokenError::invalid_request("The request body could not be read"))?;
-        if body.len() + chunk.len() > limit {
-            return Err(TokenError::invalid_request("The request body is too large"));
+    let body = read_bytes(req, payload).await.map_err(|e| match e {
+        BodyError::TooLarge(_) => TokenError::invalid_request("The request body is too large"),
+        BodyError::Unreadable(_) => {
+            TokenError::invalid_request("The request body could not be read")
         }
-        body.extend_from_slice(&chunk);
-    }
+    })?;
     Form::parse(&body)
 }
 
@@ -203,9 +219,14 @@ async fn client_credentials(
         e
     };
 
-    let addr: IpAddr = req
-        .peer_addr()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    // Nothing longer is registered: refused before it costs the limiter memory or the log space.
+    if client_id.len() > MAX_CLIENT_ID_LEN {
+        return Err(with_challenge(TokenError::invalid_client()));
+    }
+
+    // Behind a trusted proxy, the address it vouches for: the balancer's own address would
+    // make every client one and let anyone lock everyone out.
+    let addr: IpAddr = client_addr::of_request(req).unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let slow_down = |wait: Duration| TokenError {
         retry_after: Some(wait),
         ..TokenError::new(
@@ -231,7 +252,7 @@ async fn client_credentials(
         if found.is_none() {
             secrets::verify_against_nothing(&secret);
         }
-        tracing::info!(%client_id, %addr, "client authentication failed");
+        tracing::info!(client_id = %Untrusted(&client_id), %addr, "client authentication failed");
         issuer
             .limiter
             .record_failure(addr, &client_id)
@@ -278,5 +299,27 @@ mod tests {
         assert!(Form::parse(b"grant_type=client_credentials&scope=a&scope=b").is_err());
         assert!(Form::parse(b"client_id=a%00b").is_err());
         assert_eq!(Form::parse(b"a=1&b=2").unwrap().get("b"), Some("2"));
+    }
+
+    #[test]
+    fn more_than_a_hundred_parameters_are_refused_before_decoding() {
+        let form = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert!(Form::parse(form(MAX_PARAMETERS).as_bytes()).is_ok());
+        let refused = Form::parse(form(MAX_PARAMETERS + 1).as_bytes())
+            .err()
+            .unwrap();
+        assert_eq!(refused.error, "invalid_request");
+        assert!(refused.description.contains("more than 100 parameters"));
+        // Empty pieces are not parameters, for the decoder or for the count.
+        let sparse = format!("&&{}&&", form(MAX_PARAMETERS).replace('&', "&&"));
+        assert_eq!(
+            Form::parse(sparse.as_bytes()).unwrap().0.len(),
+            MAX_PARAMETERS
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Attacks on the built-in issuer (issue 4): guessing, confusing the client authentication,
+//! Attacks on the built-in issuer: guessing, confusing the client authentication,
 //! oversized and repeated parameters, near-miss admin tokens, and secrets in the logs.
 //! Rows already in issuer.rs (each error row once, recovery after the window, the four basic
 //! admin-token misses) are not repeated.
@@ -421,61 +421,68 @@ async fn repeated_form_parameters_are_invalid_requests_however_spelled() {
     assert_eq!(error_of(&a), (400, "invalid_request"));
 }
 
-#[tokio::test]
-async fn oversized_forms_scopes_and_audiences_are_refused_without_echo_or_500() {
+/// An issuer with the tutorial's setup that does not slow down the many failures below.
+async fn patient_issuer() -> (TestApp, String, String) {
     let app = TestApp::spawn_issuer_with(|v| {
         v.insert("token_max_failures_per_client".into(), "100".into());
         v.insert("token_max_failures_per_address".into(), "100".into());
     })
     .await;
     let (id, secret) = app.setup_tutorial("org_acme").await;
-    let form = |extra: Vec<(&'static str, String)>| {
-        let mut pairs = vec![
-            ("grant_type".to_string(), "client_credentials".to_string()),
-            ("client_id".to_string(), id.clone()),
-            ("client_secret".to_string(), secret.clone()),
-        ];
-        pairs.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
-        pairs
-    };
-    // A fresh connection per huge body: the server may close it before reading everything.
-    let send = |pairs: Vec<(String, String)>| {
-        let app = &app;
-        async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap();
-            let res = client
-                .post(app.url("/oauth2/token"))
-                .form(&pairs)
-                .send()
-                .await;
-            match res {
-                Ok(res) => {
-                    let status = res.status().as_u16();
-                    let text = res.text().await.unwrap_or_default();
-                    assert!(
-                        text.len() < 1024,
-                        "the answer echoes the input: {} bytes",
-                        text.len()
-                    );
-                    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    Some((status, body["error"].as_str().unwrap_or("").to_string()))
-                }
-                // Closed while the client was still sending: acceptable for an over-limit body.
-                Err(e) => {
-                    assert!(!e.is_timeout(), "{e}");
-                    None
-                }
-            }
+    (app, id, secret)
+}
+
+/// A client-credentials form for `id` and `secret`, then `extra`.
+fn credentials_and(id: &str, secret: &str, extra: Vec<(&str, String)>) -> Vec<(String, String)> {
+    let mut pairs = vec![
+        ("grant_type".to_string(), "client_credentials".to_string()),
+        ("client_id".to_string(), id.to_string()),
+        ("client_secret".to_string(), secret.to_string()),
+    ];
+    pairs.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+    pairs
+}
+
+/// Posts a (huge) form on a fresh connection, since the server may close it before reading
+/// everything; the status and `error` of the answer, which must not echo the input.
+async fn send_huge(app: &TestApp, pairs: Vec<(String, String)>) -> Option<(u16, String)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let res = client
+        .post(app.url("/oauth2/token"))
+        .form(&pairs)
+        .send()
+        .await;
+    match res {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap_or_default();
+            assert!(
+                text.len() < 1024,
+                "the answer echoes the input: {} bytes",
+                text.len()
+            );
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            Some((status, body["error"].as_str().unwrap_or("").to_string()))
         }
-    };
-    let big = |n: usize| "x".repeat(n);
-    let expect = |got: Option<(u16, String)>, status: u16, error: &str, case: &str| {
-        let got = got.unwrap_or_else(|| panic!("{case}: no answer"));
-        assert_eq!((got.0, got.1.as_str()), (status, error), "{case}");
-    };
+        // Closed while the client was still sending: acceptable for an over-limit body.
+        Err(e) => {
+            assert!(!e.is_timeout(), "{e}");
+            None
+        }
+    }
+}
+
+fn big(n: usize) -> String {
+    "x".repeat(n)
+}
+
+#[tokio::test]
+async fn a_form_over_the_size_limit_is_an_invalid_request_whatever_the_field() {
+    let (app, id, secret) = patient_issuer().await;
+    let form = |extra| credentials_and(&id, &secret, extra);
 
     // Over the 64 KiB form limit: refused as a request, whatever the field.
     for (case, pairs) in [
@@ -492,10 +499,21 @@ async fn oversized_forms_scopes_and_audiences_are_refused_without_echo_or_500() 
             ]),
         ),
     ] {
-        if let Some(got) = send(pairs).await {
+        if let Some(got) = send_huge(&app, pairs).await {
             assert_eq!((got.0, got.1.as_str()), (400, "invalid_request"), "{case}");
         }
     }
+}
+
+#[tokio::test]
+async fn huge_values_within_the_limit_are_refused_for_what_they_are_without_echo() {
+    let (app, id, secret) = patient_issuer().await;
+    let form = |extra| credentials_and(&id, &secret, extra);
+    let expect = |got: Option<(u16, String)>, status: u16, error: &str, case: &str| {
+        let got = got.unwrap_or_else(|| panic!("{case}: no answer"));
+        assert_eq!((got.0, got.1.as_str()), (status, error), "{case}");
+    };
+
     // Within the limit: refused for what the value is, quickly and without echoing it.
     let many_unknown: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
     let many_unknown = many_unknown.join(" ");
@@ -527,7 +545,7 @@ async fn oversized_forms_scopes_and_audiences_are_refused_without_echo_or_500() 
         ),
     ];
     for (case, pairs, status, error) in cases {
-        expect(send(pairs).await, status, error, case);
+        expect(send_huge(&app, pairs).await, status, error, case);
     }
     // Credentials of 60 KiB: an unknown client, like any other.
     for (case, pairs) in [
@@ -554,7 +572,7 @@ async fn oversized_forms_scopes_and_audiences_are_refused_without_echo_or_500() 
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        expect(send(pairs).await, 401, "invalid_client", case);
+        expect(send_huge(&app, pairs).await, 401, "invalid_client", case);
     }
     // 4,000 copies of a granted scope are one scope.
     let repeated = vec!["read:data"; 4_000].join(" ");
@@ -692,8 +710,43 @@ async fn near_miss_admin_tokens_change_nothing_on_any_admin_route() {
 
 /// Runs the issuer's secret-bearing paths, then searches every log line captured so far in
 /// this test process (all tests' servers, at debug level) for the secrets they handled.
+/// Asserts that no captured log line of this process holds any of `needles`, nor anything
+/// that starts like a JWT.
+fn assert_not_logged(client_id: &str, needles: &[(String, String)]) {
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("access token issued") && logs.contains(client_id),
+        "the issuer's log lines were captured (else this test proves nothing)"
+    );
+    for (what, needle) in needles {
+        assert!(!logs.contains(needle.as_str()), "the logs hold the {what}");
+    }
+    // No JWT of any test in this process: compact JWS headers and claims begin like these.
+    for prefix in ["eyJhbGciOi", "eyJhdWQiOi"] {
+        assert!(
+            !logs.contains(prefix),
+            "a JWT segment ({prefix}...) was logged"
+        );
+    }
+}
+
+/// A token, its signature and its claims, as log needles.
+fn token_needles(what: &str, token: &str) -> [(String, String); 3] {
+    [
+        (what.into(), token.into()),
+        (
+            format!("{what}: signature"),
+            token.rsplit('.').next().unwrap().into(),
+        ),
+        (
+            format!("{what}: claims"),
+            token.split('.').nth(1).unwrap().into(),
+        ),
+    ]
+}
+
 #[tokio::test]
-async fn no_secret_token_or_private_key_reaches_any_log_line() {
+async fn issued_tokens_secrets_and_private_keys_never_reach_a_log_line() {
     let app = TestApp::spawn_issuer().await;
     let (id, secret) = app.setup_tutorial("org_acme").await;
     let rotated = app
@@ -748,10 +801,53 @@ async fn no_secret_token_or_private_key_reaches_any_log_line() {
             401
         );
     }
+    let private_keys: Vec<Vec<u8>> = sqlx::query_scalar("select private_der from signing_keys")
+        .fetch_all(&app.admin_pool)
+        .await
+        .unwrap();
+    assert_eq!(private_keys.len(), 2, "first key and the rotated one");
+
+    let mut needles: Vec<(String, String)> = vec![
+        ("client secret".into(), secret.clone()),
+        ("rotated secret".into(), rotated.clone()),
+        ("guessed secret".into(), guess.clone()),
+        ("admin token".into(), ADMIN_TOKEN.into()),
+        (
+            "Basic credentials".into(),
+            STANDARD.encode(format!("{id}:{secret}")),
+        ),
+    ];
+    needles.extend(token_needles("token by post", &by_post));
+    needles.extend(token_needles("token by Basic", &by_basic));
+    needles.extend(token_needles("token by admin", &by_admin));
+    for (i, der) in private_keys.iter().enumerate() {
+        let base64 = STANDARD.encode(der);
+        needles.push((format!("private key {i}, base64"), base64.clone()));
+        // One PEM line of the key's body, past the shared PKCS#8 prefix.
+        needles.push((
+            format!("private key {i}, a PEM line"),
+            base64[64..128].to_string(),
+        ));
+        needles.push((
+            format!("private key {i}, base64url"),
+            URL_SAFE_NO_PAD.encode(der),
+        ));
+        let hex: String = der[40..80].iter().map(|b| format!("{b:02x}")).collect();
+        needles.push((format!("private key {i}, hex"), hex));
+    }
+    assert_not_logged(&id, &needles);
+}
+
+#[tokio::test]
+async fn secrets_sent_where_they_do_not_belong_never_reach_a_log_line() {
+    let app = TestApp::spawn_issuer().await;
+    let (id, secret) = app.setup_tutorial("org_acme").await;
+    let token = app.access_token(&id, &secret).await;
+
     // Secrets where they do not belong, in query strings (RFC 6750 §2.3 allows the first).
     let res = app
         .http
-        .get(app.url(&format!("/orgs/org_acme/data?access_token={by_post}")))
+        .get(app.url(&format!("/orgs/org_acme/data?access_token={token}")))
         .send()
         .await
         .unwrap();
@@ -774,66 +870,12 @@ async fn no_secret_token_or_private_key_reaches_any_log_line() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    let private_keys: Vec<Vec<u8>> = sqlx::query_scalar("select private_der from signing_keys")
-        .fetch_all(&app.admin_pool)
-        .await
-        .unwrap();
-    assert_eq!(private_keys.len(), 2, "first key and the rotated one");
 
-    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
-    assert!(
-        logs.contains("access token issued") && logs.contains(&id),
-        "the issuer's log lines were captured (else this test proves nothing)"
-    );
     let mut needles: Vec<(String, String)> = vec![
         ("client secret".into(), secret.clone()),
-        ("rotated secret".into(), rotated.clone()),
-        ("guessed secret".into(), guess.clone()),
         ("admin token".into(), ADMIN_TOKEN.into()),
         ("near-miss admin token".into(), near_admin),
-        (
-            "Basic credentials".into(),
-            STANDARD.encode(format!("{id}:{secret}")),
-        ),
     ];
-    for (what, token) in [
-        ("token by post", &by_post),
-        ("token by Basic", &by_basic),
-        ("token by admin", &by_admin),
-    ] {
-        needles.push((what.into(), token.clone()));
-        needles.push((
-            format!("{what}: signature"),
-            token.rsplit('.').next().unwrap().into(),
-        ));
-        needles.push((
-            format!("{what}: claims"),
-            token.split('.').nth(1).unwrap().into(),
-        ));
-    }
-    for (i, der) in private_keys.iter().enumerate() {
-        let base64 = STANDARD.encode(der);
-        needles.push((format!("private key {i}, base64"), base64.clone()));
-        // One PEM line of the key's body, past the shared PKCS#8 prefix.
-        needles.push((
-            format!("private key {i}, a PEM line"),
-            base64[64..128].to_string(),
-        ));
-        needles.push((
-            format!("private key {i}, base64url"),
-            URL_SAFE_NO_PAD.encode(der),
-        ));
-        let hex: String = der[40..80].iter().map(|b| format!("{b:02x}")).collect();
-        needles.push((format!("private key {i}, hex"), hex));
-    }
-    for (what, needle) in &needles {
-        assert!(!logs.contains(needle.as_str()), "the logs hold the {what}");
-    }
-    // No JWT of any test in this process: compact JWS headers and claims begin like these.
-    for prefix in ["eyJhbGciOi", "eyJhdWQiOi"] {
-        assert!(
-            !logs.contains(prefix),
-            "a JWT segment ({prefix}...) was logged"
-        );
-    }
+    needles.extend(token_needles("token in a query string", &token));
+    assert_not_logged(&id, &needles);
 }

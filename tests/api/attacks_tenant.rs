@@ -3,15 +3,14 @@
 //! then the second wall alone (RLS without the application's `where org_code`), then the
 //! database catalogue that the second wall depends on.
 
-use orgwall::auth::OrgContext;
-use orgwall::domain::{OrgCode, RecordName};
+use orgwall::domain::RecordName;
 use orgwall::tenant::TenantTx;
 use orgwall::tenant::records;
 use orgwall::tenant::users;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgPool};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, ctx};
 
 const TENANT_TABLES: [&str; 4] = ["records", "org_users", "tenant_counters", "audit_events"];
 const CATALOGUE_TABLES: [&str; 7] = [
@@ -23,10 +22,6 @@ const CATALOGUE_TABLES: [&str; 7] = [
     "app_grants",
     "signing_keys",
 ];
-
-fn ctx(org: &str) -> OrgContext {
-    OrgContext::for_operator(OrgCode::parse(org).unwrap())
-}
 
 /// Tables holding tenant data: those with an `org_code` that `orgwall_tenant` can reach (at
 /// least [`TENANT_TABLES`]; later features may add more, and these tests cover them too).
@@ -113,8 +108,8 @@ async fn send(
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn org_a_cannot_reach_org_b_through_any_route_path_query_or_body() {
+/// The seeded orgs, a token of org A with every scope, and org B's rows before the attack.
+async fn seeded_with_acme_token() -> (TestApp, String, Vec<String>) {
     let app = TestApp::spawn().await;
     seed(&app).await;
     let acme = app
@@ -132,6 +127,27 @@ async fn org_a_cannot_reach_org_b_through_any_route_path_query_or_body() {
         (3, 2),
         "{beta_before:?}"
     );
+    (app, acme, beta_before)
+}
+
+/// Org B's rows are as they were, and no row belongs to a third org.
+async fn assert_org_b_untouched(app: &TestApp, beta_before: &[String]) {
+    assert_eq!(
+        snapshot(&app.admin_pool, "org_beta").await,
+        beta_before,
+        "org B's rows changed"
+    );
+    // Nothing was written under any other org either.
+    let orgs: Vec<String> = sqlx::query_scalar("select distinct org_code from records order by 1")
+        .fetch_all(&app.admin_pool)
+        .await
+        .unwrap();
+    assert_eq!(orgs, ["org_acme", "org_beta"]);
+}
+
+#[tokio::test]
+async fn org_a_cannot_reach_org_b_by_naming_it_in_the_path_or_by_org_bs_ids() {
+    let (app, acme, beta_before) = seeded_with_acme_token().await;
     let patch = json!({"name": "pwned", "value": "pwned"});
     let post = json!({"name": "smuggled", "value": 1});
 
@@ -185,6 +201,14 @@ async fn org_a_cannot_reach_org_b_through_any_route_path_query_or_body() {
         );
         assert!(!text.contains("Beta"), "{method} {path} leaked: {text}");
     }
+
+    assert_org_b_untouched(&app, &beta_before).await;
+    assert_eq!(app.rows_of("org_acme").await.len(), 1);
+}
+
+#[tokio::test]
+async fn org_b_named_in_the_query_body_or_headers_of_org_as_routes_reaches_only_org_a() {
+    let (app, acme, beta_before) = seeded_with_acme_token().await;
 
     // Org B named in query, body or headers on A's own routes: A's data only.
     let (status, text) = send(
@@ -258,22 +282,12 @@ async fn org_a_cannot_reach_org_b_through_any_route_path_query_or_body() {
         assert_eq!(status, 400, "{method} {path}: {text}");
     }
 
-    assert_eq!(
-        snapshot(&app.admin_pool, "org_beta").await,
-        beta_before,
-        "org B's rows changed"
-    );
+    assert_org_b_untouched(&app, &beta_before).await;
     let acme_rows = app.rows_of("org_acme").await;
     assert_eq!(
         acme_rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
         ["still Acme's", "Acme's own"]
     );
-    // Nothing was written under any other org either.
-    let orgs: Vec<String> = sqlx::query_scalar("select distinct org_code from records order by 1")
-        .fetch_all(&app.admin_pool)
-        .await
-        .unwrap();
-    assert_eq!(orgs, ["org_acme", "org_beta"]);
 }
 
 #[tokio::test]

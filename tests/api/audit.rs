@@ -2,13 +2,11 @@
 //! exactly its event, in the same transaction (a failed change writes none, a failed event
 //! undoes the change), and one org never sees another's events, through the API or RLS.
 
-use orgwall::auth::OrgContext;
-use orgwall::domain::OrgCode;
 use orgwall::tenant::TenantTx;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{AUDIENCE, TestApp};
+use crate::helpers::{AUDIENCE, TestApp, ctx};
 
 const ALL: &str = "read:data write:data delete:data read:audit";
 
@@ -321,7 +319,7 @@ async fn another_orgs_events_are_invisible_through_the_api_and_through_rls() {
     assert_eq!(own["events"].as_array().unwrap().len(), 1);
 
     // Without any filter, inside Acme's tenant transaction, Beta's events do not exist.
-    let ctx = OrgContext::for_operator(OrgCode::parse("org_acme").unwrap());
+    let ctx = ctx("org_acme");
     let mut tx = TenantTx::begin(&app.admin_pool, &ctx).await.unwrap();
     let seen: Vec<(String, i64)> =
         sqlx::query_as("select org_code, id from audit_events order by org_code, id")
@@ -462,7 +460,7 @@ async fn the_catalogue_event_leaves_the_transaction_as_it_found_it() {
     assert_eq!(app.events_of("org_acme").await.len(), 1);
 
     // A tenant transaction cannot use it to leave orgwall_tenant.
-    let ctx = OrgContext::for_operator(OrgCode::parse("org_acme").unwrap());
+    let ctx = ctx("org_acme");
     let mut tx = TenantTx::begin(&app.admin_pool, &ctx).await.unwrap();
     let escape = sqlx::query("select audit_catalogue_event('org_acme', 'app.disabled', '{}')")
         .execute(tx.conn())

@@ -1,4 +1,5 @@
-//! Every row of the contract's check table (§3), in order, with its headers; both token shapes.
+//! Every check a tenant route makes (token, organization, scope, body), in that order, with the
+//! status, message and headers of each refusal; both token shapes (the tutorial's and Kinde's).
 
 use serde_json::{Value, json};
 
@@ -124,7 +125,7 @@ async fn a_missing_scope_names_the_scope() {
 }
 
 #[tokio::test]
-async fn checks_run_in_the_contract_order() {
+async fn token_org_scope_and_body_are_checked_in_that_order() {
     let app = TestApp::spawn().await;
     let bad_body = json!({"name": ""});
     // Invalid token beats a bad body.

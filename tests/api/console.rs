@@ -185,10 +185,7 @@ async fn keys_list_prints_what_admin_keys_answers() {
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"))
         .args(["keys", "list"])
-        .env(
-            "DATABASE_URL",
-            format!("{}/{}", crate::helpers::server_url(), app.db_name),
-        )
+        .env("DATABASE_URL", app.db.url.clone())
         .env("RUST_LOG", "warn")
         .env_remove("ORGWALL_CONFIG")
         .env_remove("ADMIN_TOKEN")

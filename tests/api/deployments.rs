@@ -296,7 +296,7 @@ async fn migrate_refuses_an_existing_group_role_that_can_log_in_bypass_rls_or_cr
 
 #[tokio::test]
 async fn the_real_group_roles_exist_and_pass_the_check_migrate_runs() {
-    let (db, _) = crate::helpers::create_database().await;
+    let (db, _) = crate::helpers::TestDb::create().await.detach();
     let mut made = Made::default();
     made.databases.push(db);
     let mut conn = superuser_on("postgres").await;

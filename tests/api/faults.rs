@@ -1,4 +1,4 @@
-//! Faults, load and bad bodies (issue 4): the database unreachable, its backends killed, a
+//! Faults, load and bad bodies: the database unreachable, its backends killed, a
 //! lock that never lets go, an exhausted pool, SIGTERM with a request in flight; 200
 //! concurrent writers; bodies that break parsers. Every bound below is a "does not hang"
 //! timeout, not a performance claim. JWKS faults are in jwks.rs; an abandoned request
@@ -12,9 +12,10 @@ use orgwall::config::Settings;
 use orgwall::startup::Application;
 use serde_json::{Value, json};
 
-use crate::helpers::{FakeIssuer, TestApp, assert_error, base_vars, free_port, server_url};
+use crate::helpers::{FakeIssuer, TestApp, assert_error, base_vars, free_port};
 
-/// The contract's answer while the database is away, with no internal detail.
+/// The answer while the database is away: a 503 with the usual JSON error body and no
+/// internal detail.
 fn unavailable() -> Value {
     json!({"error": "Service Unavailable", "message": "Service temporarily unavailable"})
 }
@@ -43,14 +44,14 @@ async fn within_bound(req: reqwest::RequestBuilder, what: &str) -> (u16, Value) 
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// Builds orgwall the way `serve` does, but against `database_url` without migrating.
-async fn app_on(
-    database_url: &str,
+/// Builds orgwall the way `serve` does, against a database server that refuses every
+/// connection (so a short acquire timeout cannot fail a query that would have succeeded).
+async fn app_without_database(
     issuer: &FakeIssuer,
     extra: &[(&str, &str)],
 ) -> (String, actix_web::dev::ServerHandle) {
-    let mut vars = base_vars(database_url, issuer);
-    vars.insert("db_acquire_timeout".into(), "1s".into());
+    let mut vars = base_vars("postgres://postgres@127.0.0.1:1/orgwall_nowhere", issuer);
+    vars.insert("db_acquire_timeout".into(), "250ms".into());
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
     }
@@ -66,12 +67,7 @@ async fn app_on(
 #[tokio::test]
 async fn with_postgres_unreachable_health_is_up_and_every_other_answer_is_a_prompt_503() {
     let issuer = FakeIssuer::start().await;
-    let (address, handle) = app_on(
-        "postgres://postgres@127.0.0.1:1/orgwall_nowhere",
-        &issuer,
-        &[],
-    )
-    .await;
+    let (address, handle) = app_without_database(&issuer, &[]).await;
     let http = reqwest::Client::new();
     let token = issuer.token("org_acme", "read:data write:data delete:data read:users");
     let url = |p: &str| format!("{address}{p}");
@@ -123,12 +119,7 @@ async fn with_postgres_unreachable_health_is_up_and_every_other_answer_is_a_prom
 #[tokio::test]
 async fn concurrent_requests_in_an_outage_each_fail_within_the_bound() {
     let issuer = FakeIssuer::start().await;
-    let (address, handle) = app_on(
-        "postgres://postgres@127.0.0.1:1/orgwall_nowhere",
-        &issuer,
-        &[],
-    )
-    .await;
+    let (address, handle) = app_without_database(&issuer, &[]).await;
     let http = reqwest::Client::new();
     let token = issuer.token("org_acme", "read:data read:users");
     let answers = join_all((0..8).map(|i| {
@@ -151,8 +142,7 @@ async fn concurrent_requests_in_an_outage_each_fail_within_the_bound() {
 async fn with_postgres_unreachable_the_token_endpoint_is_a_prompt_503() {
     let issuer = FakeIssuer::start().await;
     let port = free_port().to_string();
-    let (address, handle) = app_on(
-        "postgres://postgres@127.0.0.1:1/orgwall_nowhere",
+    let (address, handle) = app_without_database(
         &issuer,
         &[
             ("issuer_enabled", "true"),
@@ -207,7 +197,7 @@ async fn killed_database_connections_are_replaced_and_the_service_recovers_by_it
     };
 
     for round in 0..3 {
-        // Requests in flight while the backends die: each a 200 or the contract's 503.
+        // Requests in flight while the backends die: each a 200 or a 503.
         let (statuses, killed) = tokio::join!(
             join_all((0..20).map(|_| within_bound(list(), "list during termination"))),
             async {
@@ -243,6 +233,16 @@ async fn killed_database_connections_are_replaced_and_the_service_recovers_by_it
     assert_eq!(id, 2);
 }
 
+/// Holds an access-exclusive lock on `records` until the returned connection is dropped.
+async fn lock_records(app: &TestApp) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut blocker = app.admin_pool.acquire().await.unwrap();
+    sqlx::raw_sql("begin; lock table records in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    blocker
+}
+
 #[tokio::test]
 async fn a_statement_stuck_behind_a_lock_fails_503_within_the_statement_timeout() {
     let app = TestApp::spawn_with(|v| {
@@ -254,11 +254,7 @@ async fn a_statement_stuck_behind_a_lock_fails_503_within_the_statement_timeout(
         app.get("/orgs/org_acme/data", Some(&token)).await.status(),
         200
     );
-    let mut blocker = app.admin_pool.acquire().await.unwrap();
-    sqlx::raw_sql("begin; lock table records in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let mut blocker = lock_records(&app).await;
 
     let read = app
         .http
@@ -336,11 +332,7 @@ async fn an_exhausted_pool_answers_503_after_the_acquire_timeout() {
         app.get("/orgs/org_acme/data", Some(&token)).await.status(),
         200
     );
-    let mut blocker = app.admin_pool.acquire().await.unwrap();
-    sqlx::raw_sql("begin; lock table records in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let mut blocker = lock_records(&app).await;
 
     // The first request takes the only connection and waits on the lock...
     let first = tokio::spawn({
@@ -380,7 +372,7 @@ async fn an_exhausted_pool_answers_503_after_the_acquire_timeout() {
 async fn sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0() {
     let app = TestApp::spawn().await;
     let port = free_port();
-    let vars = base_vars(&format!("{}/{}", server_url(), app.db_name), &app.issuer);
+    let vars = base_vars(&app.db.url, &app.issuer);
     let mut serve = Reap(
         std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"))
             .arg("serve")
@@ -408,11 +400,7 @@ async fn sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "orgwall serve did not come up");
-    let mut blocker = app.admin_pool.acquire().await.unwrap();
-    sqlx::raw_sql("begin; lock table records in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let mut blocker = lock_records(&app).await;
     let token = app.issuer.token("org_acme", "read:data");
     let in_flight = tokio::spawn(
         fresh()
@@ -574,13 +562,31 @@ fn nested(depth: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::test]
-async fn bad_bodies_are_400s_that_say_what_is_wrong_and_change_nothing() {
+/// org_acme with record 1, a token that may read and write it, and the record as it was.
+async fn one_record_to_protect() -> (TestApp, String, Vec<String>) {
     let app = TestApp::spawn().await;
     app.create_record("org_acme", "original", json!({"keep": true}))
         .await;
     let token = app.issuer.token("org_acme", "read:data write:data");
     let before = acme_rows(&app).await;
+    (app, token, before)
+}
+
+/// Record 1 is as it was, nothing else was stored, and no id was burned.
+async fn assert_nothing_changed(app: &TestApp, before: &[String]) {
+    assert_eq!(acme_rows(app).await, before, "a bad body changed a record");
+    assert_eq!(
+        app.count_all_records().await,
+        1,
+        "a bad body stored something"
+    );
+    // No id was burned by a refused write.
+    assert_eq!(app.create_record("org_acme", "next", json!(1)).await, 2);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_valid_json_is_a_400_that_says_why_and_changes_nothing() {
+    let (app, token, before) = one_record_to_protect().await;
 
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
         (
@@ -693,6 +699,14 @@ async fn bad_bodies_are_400s_that_say_what_is_wrong_and_change_nothing() {
         let res = send_raw(&app, "PATCH", "/orgs/org_acme/data/1", &token, body.clone()).await;
         assert_400_saying(res, says, &format!("PATCH {case}")).await;
     }
+
+    assert_nothing_changed(&app, &before).await;
+}
+
+#[tokio::test]
+async fn valid_json_of_the_wrong_shape_is_a_400_that_names_the_field_and_changes_nothing() {
+    let (app, token, before) = one_record_to_protect().await;
+
     for (case, body, says) in [
         ("missing value", json!({"name": "x"}), vec!["'value'"]),
         (
@@ -733,6 +747,14 @@ async fn bad_bodies_are_400s_that_say_what_is_wrong_and_change_nothing() {
         .await;
         assert_400_saying(res, &says, case).await;
     }
+
+    assert_nothing_changed(&app, &before).await;
+}
+
+#[tokio::test]
+async fn a_bad_query_parameter_or_record_id_is_a_400_that_names_it() {
+    let (app, token, before) = one_record_to_protect().await;
+
     // Query strings and ids beyond what records.rs covers.
     for query in [
         "limit=",
@@ -761,14 +783,7 @@ async fn bad_bodies_are_400s_that_say_what_is_wrong_and_change_nothing() {
         assert_error(res, 400, "Record id must be a positive integer").await;
     }
 
-    assert_eq!(acme_rows(&app).await, before, "a bad body changed a record");
-    assert_eq!(
-        app.count_all_records().await,
-        1,
-        "a bad body stored something"
-    );
-    // No id was burned by a refused write.
-    assert_eq!(app.create_record("org_acme", "next", json!(1)).await, 2);
+    assert_nothing_changed(&app, &before).await;
 }
 
 #[tokio::test]

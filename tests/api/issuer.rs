@@ -1,5 +1,6 @@
 //! The built-in issuer end to end over real HTTP: the tutorial's flow without Kinde, every
-//! error row of contract §5, rotation, revocation, keys, brute force, the CLI and `demo`.
+//! error answer of the token endpoint, rotation, revocation, keys, brute force, the CLI and
+//! `demo`.
 
 use std::time::Duration;
 
@@ -8,156 +9,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, AUDIENCE, TestApp, assert_error, captured_logs};
-
-/// Admin API helpers on a TestApp.
-impl TestApp {
-    pub async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(ADMIN_TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let (status, out) = self.admin(reqwest::Method::POST, path, Some(body)).await;
-        assert!(status == 200 || status == 201, "{path}: {status} {out}");
-        out
-    }
-
-    /// The tutorial's setup: API with four scopes, org, org-scoped app with read+write.
-    pub async fn setup_tutorial(&self, org: &str) -> (String, String) {
-        let (status, _) = self.admin(reqwest::Method::GET, "/admin/apis", None).await;
-        assert_eq!(status, 200);
-        let _ = self
-            .admin(
-                reqwest::Method::POST,
-                "/admin/apis",
-                Some(
-                    json!({"audience": AUDIENCE, "name": "Multi-Tenant Data API", "scopes": [
-                    {"name": "read:data", "description": "Read records"},
-                    {"name": "write:data", "description": "Create and update records"},
-                    {"name": "delete:data", "description": "Delete records"},
-                    {"name": "read:users", "description": "Read users"}]}),
-                ),
-            )
-            .await;
-        let _ = self
-            .admin(
-                reqwest::Method::POST,
-                "/admin/orgs",
-                Some(json!({"code": org, "name": org})),
-            )
-            .await;
-        let app = self
-            .admin_post(
-                "/admin/apps",
-                json!({"name": format!("{org} client"), "org_code": org}),
-            )
-            .await;
-        let id = app["client_id"].as_str().unwrap().to_string();
-        let secret = app["client_secret"].as_str().unwrap().to_string();
-        self.admin_post(
-            &format!("/admin/apps/{id}/authorize"),
-            json!({"audience": AUDIENCE, "scopes": "read:data write:data"}),
-        )
-        .await;
-        (id, secret)
-    }
-
-    /// The tutorial's setup through the admin API of an HTTPS orgwall at `base`.
-    pub async fn setup_tutorial_over(
-        &self,
-        client: &reqwest::Client,
-        base: &str,
-    ) -> (String, String) {
-        let post = |path: String, body: Value| {
-            client
-                .post(format!("{base}{path}"))
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&body)
-                .send()
-        };
-        post(
-            "/admin/apis".into(),
-            json!({"audience": AUDIENCE, "name": "API", "scopes": [{"name": "read:data"}]}),
-        )
-        .await
-        .unwrap();
-        post(
-            "/admin/orgs".into(),
-            json!({"code": "org_acme", "name": "Acme"}),
-        )
-        .await
-        .unwrap();
-        let app: Value = post(
-            "/admin/apps".into(),
-            json!({"name": "acme", "org_code": "org_acme"}),
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        let id = app["client_id"].as_str().unwrap().to_string();
-        post(
-            format!("/admin/apps/{id}/authorize"),
-            json!({"audience": AUDIENCE, "scopes": "read:data"}),
-        )
-        .await
-        .unwrap();
-        (id, app["client_secret"].as_str().unwrap().to_string())
-    }
-
-    pub async fn token_request(
-        &self,
-        form: &[(&str, &str)],
-        basic: Option<(&str, &str)>,
-    ) -> reqwest::Response {
-        let mut req = self.http.post(self.url("/oauth2/token")).form(form);
-        if let Some((id, secret)) = basic {
-            req = req.basic_auth(id, Some(secret));
-        }
-        req.send().await.unwrap()
-    }
-
-    pub async fn token_by_post(
-        &self,
-        id: &str,
-        secret: &str,
-        scope: Option<&str>,
-    ) -> reqwest::Response {
-        let mut form = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-            ("audience", AUDIENCE),
-        ];
-        if let Some(s) = scope {
-            form.push(("scope", s));
-        }
-        self.token_request(&form, None).await
-    }
-
-    pub async fn access_token(&self, id: &str, secret: &str) -> String {
-        let res = self.token_by_post(id, secret, None).await;
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-}
 
 fn jwt_part(token: &str, i: usize) -> Value {
     serde_json::from_slice(
@@ -208,7 +59,7 @@ async fn the_tutorial_flow_works_without_kinde() {
     let by_basic = body["access_token"].as_str().unwrap().to_string();
     let by_form = app.access_token(&id, &secret).await;
 
-    // The token of contract §5.
+    // The access token's header and claims.
     let header = jwt_part(&by_form, 0);
     let claims = jwt_part(&by_form, 1);
     assert_eq!(header["alg"], "RS256");
@@ -315,11 +166,8 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
 
     // Verify with nothing but the published JWKS.
     let jwks: jsonwebtoken::jwk::JwkSet = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
+        .get("/.well-known/jwks.json", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -350,15 +198,7 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",
     ] {
-        let meta: Value = app
-            .http
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = app.get(path, None).await.json().await.unwrap();
         assert_eq!(meta["issuer"], app.settings.public_url);
         assert_eq!(
             meta["token_endpoint"],
@@ -377,19 +217,16 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
         );
     }
     let kinde_path: Value = app
-        .http
-        .get(app.url("/.well-known/jwks"))
-        .send()
+        .get("/.well-known/jwks", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(kinde_path["keys"][0]["kid"], kid);
 }
 
-#[tokio::test]
-async fn every_token_error_row_of_the_contract() {
+/// The tutorial's issuer, with a second API that the tutorial's app is not authorized for.
+async fn issuer_with_an_unauthorized_api() -> (TestApp, String, String) {
     let app = TestApp::spawn_issuer().await;
     let (id, secret) = app.setup_tutorial("org_acme").await;
     app.admin_post(
@@ -397,42 +234,49 @@ async fn every_token_error_row_of_the_contract() {
         json!({"audience": "https://other.example", "name": "Other", "scopes": [{"name": "x"}]}),
     )
     .await;
-    let cc = ("grant_type", "client_credentials");
+    (app, id, secret)
+}
+
+const CC: (&str, &str) = ("grant_type", "client_credentials");
+
+#[tokio::test]
+async fn a_missing_or_repeated_parameter_or_a_second_authentication_is_an_invalid_request() {
+    let (app, id, secret) = issuer_with_an_unauthorized_api().await;
 
     // missing / duplicated parameter, two client authentications
-    let res = app
-        .token_request(
-            &[
+    for (case, form, basic) in [
+        (
+            "no grant_type",
+            vec![
+                ("client_id", id.as_str()),
+                ("client_secret", &secret),
+                ("audience", AUDIENCE),
+            ],
+            None,
+        ),
+        (
+            "grant_type twice",
+            vec![
+                CC,
+                CC,
                 ("client_id", &id),
                 ("client_secret", &secret),
                 ("audience", AUDIENCE),
             ],
             None,
-        )
-        .await;
-    assert_oauth_error(res, 400, "invalid_request").await;
-    let res = app
-        .token_request(
-            &[
-                cc,
-                cc,
-                ("client_id", &id),
-                ("client_secret", &secret),
-                ("audience", AUDIENCE),
-            ],
-            None,
-        )
-        .await;
-    assert_oauth_error(res, 400, "invalid_request").await;
-    let res = app
-        .token_request(
-            &[cc, ("client_secret", &secret), ("audience", AUDIENCE)],
-            Some((&id, &secret)),
-        )
-        .await;
-    assert_oauth_error(res, 400, "invalid_request").await;
+        ),
+        (
+            "Basic and client_secret",
+            vec![CC, ("client_secret", &secret), ("audience", AUDIENCE)],
+            Some((id.as_str(), secret.as_str())),
+        ),
+    ] {
+        let res = app.token_request(&form, basic).await;
+        assert_eq!(res.status(), 400, "{case}");
+        assert_oauth_error(res, 400, "invalid_request").await;
+    }
     // no client authentication at all
-    let res = app.token_request(&[cc, ("audience", AUDIENCE)], None).await;
+    let res = app.token_request(&[CC, ("audience", AUDIENCE)], None).await;
     assert_oauth_error(res, 401, "invalid_client").await;
     // unsupported grant
     let res = app
@@ -446,6 +290,12 @@ async fn every_token_error_row_of_the_contract() {
         )
         .await;
     assert_oauth_error(res, 400, "unsupported_grant_type").await;
+}
+
+#[tokio::test]
+async fn an_unknown_client_a_wrong_secret_and_a_disabled_app_get_the_same_answer() {
+    let (app, id, secret) = issuer_with_an_unauthorized_api().await;
+
     // unknown client, wrong secret, disabled app: the same body
     let unknown = app.token_by_post("no-such-client", &secret, None).await;
     let unknown_body: Value = {
@@ -460,7 +310,7 @@ async fn every_token_error_row_of_the_contract() {
         .unwrap();
     assert_eq!(unknown_body, wrong);
     let res = app
-        .token_request(&[cc, ("audience", AUDIENCE)], Some((&id, "wrong")))
+        .token_request(&[CC, ("audience", AUDIENCE)], Some((&id, "wrong")))
         .await;
     let headers = assert_oauth_error(res, 401, "invalid_client").await;
     assert!(
@@ -469,35 +319,44 @@ async fn every_token_error_row_of_the_contract() {
             .unwrap()
             .starts_with("Basic")
     );
+
+    app.admin_post(&format!("/admin/apps/{id}/disable"), json!({}))
+        .await;
+    let disabled: Value = app
+        .token_by_post(&id, &secret, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(disabled, unknown_body);
+}
+
+#[tokio::test]
+async fn a_token_needs_a_known_authorized_audience_and_granted_scopes() {
+    let (app, id, secret) = issuer_with_an_unauthorized_api().await;
+
     // missing audience, unknown audience, unauthorized API, ungranted scope
     let res = app
-        .token_request(&[cc, ("client_id", &id), ("client_secret", &secret)], None)
+        .token_request(&[CC, ("client_id", &id), ("client_secret", &secret)], None)
         .await;
     assert_oauth_error(res, 400, "invalid_request").await;
-    let res = app
-        .token_request(
-            &[
-                cc,
-                ("client_id", &id),
-                ("client_secret", &secret),
-                ("audience", "https://API.yourapp.com"),
-            ],
-            None,
-        )
-        .await;
-    assert_oauth_error(res, 400, "invalid_target").await;
-    let res = app
-        .token_request(
-            &[
-                cc,
-                ("client_id", &id),
-                ("client_secret", &secret),
-                ("audience", "https://other.example"),
-            ],
-            None,
-        )
-        .await;
-    assert_oauth_error(res, 400, "unauthorized_client").await;
+    for (audience, error) in [
+        ("https://API.yourapp.com", "invalid_target"),
+        ("https://other.example", "unauthorized_client"),
+    ] {
+        let res = app
+            .token_request(
+                &[
+                    CC,
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                    ("audience", audience),
+                ],
+                None,
+            )
+            .await;
+        assert_oauth_error(res, 400, error).await;
+    }
     let res = app
         .token_by_post(&id, &secret, Some("read:data delete:data"))
         .await;
@@ -506,7 +365,7 @@ async fn every_token_error_row_of_the_contract() {
     let res = app
         .token_request(
             &[
-                cc,
+                CC,
                 ("client_id", &id),
                 ("client_secret", &secret),
                 ("resource", AUDIENCE),
@@ -521,68 +380,71 @@ async fn every_token_error_row_of_the_contract() {
         .http
         .post(app.url("/oauth2/token"))
         .header("authorization", format!("Basic {encoded}"))
-        .form(&[cc, ("audience", AUDIENCE)])
+        .form(&[CC, ("audience", AUDIENCE)])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
 
-    app.admin_post(&format!("/admin/apps/{id}/disable"), json!({}))
-        .await;
-    let disabled: Value = app
-        .token_by_post(&id, &secret, None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(disabled, unknown_body);
+/// Rotates `id`'s secret through the admin API and returns the new one.
+async fn rotate_secret(app: &TestApp, id: &str, body: Value) -> String {
+    app.admin_post(&format!("/admin/apps/{id}/rotate-secret"), body)
+        .await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
-async fn secret_rotation_revocation_and_global_apps() {
+async fn a_secret_rotated_without_grace_stops_working_at_once() {
     let app = TestApp::spawn_issuer().await;
     let (id, first) = app.setup_tutorial("org_acme").await;
 
-    // grace 0: the old secret fails at once
-    let second = app
-        .admin_post(&format!("/admin/apps/{id}/rotate-secret"), json!({}))
-        .await["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = rotate_secret(&app, &id, json!({})).await;
+
     assert_eq!(app.token_by_post(&id, &first, None).await.status(), 401);
     assert_eq!(app.token_by_post(&id, &second, None).await.status(), 200);
+}
 
-    // with a grace period both work, then only the new one
-    let third = app
-        .admin_post(
-            &format!("/admin/apps/{id}/rotate-secret"),
-            json!({"grace": "2s"}),
-        )
-        .await["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(app.token_by_post(&id, &second, None).await.status(), 200);
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 200);
+#[tokio::test]
+async fn a_secret_rotated_with_grace_works_beside_the_new_one_until_the_grace_ends() {
+    let app = TestApp::spawn_issuer().await;
+    let (id, old) = app.setup_tutorial("org_acme").await;
+
+    let new = rotate_secret(&app, &id, json!({"grace": "2s"})).await;
+
+    assert_eq!(app.token_by_post(&id, &old, None).await.status(), 200);
+    assert_eq!(app.token_by_post(&id, &new, None).await.status(), 200);
+    // The grace ends by the database's clock.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(app.token_by_post(&id, &second, None).await.status(), 401);
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 200);
+    assert_eq!(app.token_by_post(&id, &old, None).await.status(), 401);
+    assert_eq!(app.token_by_post(&id, &new, None).await.status(), 200);
+}
 
-    // disable, enable, delete
+#[tokio::test]
+async fn a_disabled_app_gets_tokens_again_once_enabled_and_a_deleted_one_never() {
+    let app = TestApp::spawn_issuer().await;
+    let (id, secret) = app.setup_tutorial("org_acme").await;
+
     app.admin_post(&format!("/admin/apps/{id}/disable"), json!({}))
         .await;
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 401);
+    assert_eq!(app.token_by_post(&id, &secret, None).await.status(), 401);
     app.admin_post(&format!("/admin/apps/{id}/enable"), json!({}))
         .await;
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 200);
+    assert_eq!(app.token_by_post(&id, &secret, None).await.status(), 200);
     let (status, _) = app
         .admin(reqwest::Method::DELETE, &format!("/admin/apps/{id}"), None)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(app.token_by_post(&id, &third, None).await.status(), 401);
+    assert_eq!(app.token_by_post(&id, &secret, None).await.status(), 401);
+}
 
-    // a global app's token is refused by tenant routes
+#[tokio::test]
+async fn a_global_apps_token_is_refused_by_tenant_routes() {
+    let app = TestApp::spawn_issuer().await;
+    app.setup_tutorial("org_acme").await;
+
     let global = app
         .admin_post("/admin/apps", json!({"name": "global"}))
         .await;
@@ -612,11 +474,8 @@ async fn key_rotation_publishes_both_keys_and_old_tokens_still_pass() {
     assert_ne!(new_kid, old_kid);
 
     let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
+        .get("/.well-known/jwks.json", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -642,6 +501,7 @@ async fn key_rotation_publishes_both_keys_and_old_tokens_still_pass() {
     );
 }
 
+/// The end-to-end check of the failure window (unit-tested in src/issuer/ratelimit.rs).
 #[tokio::test]
 async fn brute_force_is_slowed_per_client_and_address_then_recovers() {
     let app = TestApp::spawn_issuer_with(|v| {
@@ -711,32 +571,42 @@ async fn the_admin_api_needs_the_exact_admin_token() {
     assert_eq!(res.status(), 404);
 }
 
-#[tokio::test]
-async fn a_separate_resource_api_trusts_the_issuer_through_its_jwks() {
-    let issuer = TestApp::spawn_issuer().await;
-    let (id, secret) = issuer.setup_tutorial("org_acme").await;
-    // A second orgwall, issuer off, fetching the first one's JWKS over HTTP.
-    let api = TestApp::spawn_with(|v| {
+/// A second orgwall, issuer off, trusting `issuer` through its JWKS over HTTP.
+async fn resource_api_trusting(issuer: &TestApp) -> TestApp {
+    TestApp::spawn_with(|v| {
         v.insert("auth_issuer".into(), issuer.settings.public_url.clone());
         v.insert(
             "auth_jwks_url".into(),
             format!("{}/.well-known/jwks.json", issuer.settings.public_url),
         );
     })
-    .await;
+    .await
+}
 
-    let token = issuer.access_token(&id, &secret).await;
-
+/// `token` (of org_acme) reads org_acme's records at `api`, and not org_beta's.
+async fn assert_reads_org_acme_only(api: &TestApp, token: &str) {
     assert_eq!(
-        api.get("/orgs/org_acme/data", Some(&token)).await.status(),
+        api.get("/orgs/org_acme/data", Some(token)).await.status(),
         200
     );
     assert_error(
-        api.get("/orgs/org_beta/data", Some(&token)).await,
+        api.get("/orgs/org_beta/data", Some(token)).await,
         403,
         "Token does not have access to this organization",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_separate_resource_api_trusts_the_issuer_through_its_jwks() {
+    let issuer = TestApp::spawn_issuer().await;
+    let (id, secret) = issuer.setup_tutorial("org_acme").await;
+    // A second orgwall, issuer off, fetching the first one's JWKS over HTTP.
+    let api = resource_api_trusting(&issuer).await;
+
+    let token = issuer.access_token(&id, &secret).await;
+
+    assert_reads_org_acme_only(&api, &token).await;
     assert_eq!(
         api.get("/.well-known/jwks.json", None).await.status(),
         404,
@@ -748,10 +618,7 @@ async fn a_separate_resource_api_trusts_the_issuer_through_its_jwks() {
 fn orgwall(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"))
         .args(args)
-        .env(
-            "DATABASE_URL",
-            format!("{}/{}", crate::helpers::server_url(), app.db_name),
-        )
+        .env("DATABASE_URL", &app.db.url)
         .env("PUBLIC_URL", &app.settings.public_url)
         .env("RUST_LOG", "warn")
         .env_remove("ORGWALL_CONFIG")
@@ -969,11 +836,8 @@ async fn apis_can_sign_with_es256_or_eddsa_and_verifiers_must_allow_them() {
         let header = jwt_part(&token, 0);
         assert_eq!(header["alg"], alg);
         let jwks: Value = app
-            .http
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
+            .get("/.well-known/jwks.json", None)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -986,26 +850,10 @@ async fn apis_can_sign_with_es256_or_eddsa_and_verifiers_must_allow_them() {
             .clone();
         assert_eq!(key["kty"], if alg == "ES256" { "EC" } else { "OKP" });
         assert!(key.get("d").is_none(), "no private part");
-        assert_eq!(
-            app.get("/orgs/org_acme/data", Some(&token)).await.status(),
-            200
-        );
-        assert_error(
-            app.get("/orgs/org_beta/data", Some(&token)).await,
-            403,
-            "Token does not have access to this organization",
-        )
-        .await;
+        assert_reads_org_acme_only(&app, &token).await;
 
         // A resource API left at the default (RS256 only) refuses it.
-        let strict = TestApp::spawn_with(|v| {
-            v.insert("auth_issuer".into(), app.settings.public_url.clone());
-            v.insert(
-                "auth_jwks_url".into(),
-                format!("{}/.well-known/jwks.json", app.settings.public_url),
-            );
-        })
-        .await;
+        let strict = resource_api_trusting(&app).await;
         assert_eq!(
             strict
                 .get("/orgs/org_acme/data", Some(&token))

@@ -1,5 +1,6 @@
 //! orgwall's integration tests: one binary, real PostgreSQL, real HTTP, real signed tokens.
 
+mod attacks_hardening;
 mod attacks_issuer;
 mod attacks_tenant;
 mod attacks_verifier;

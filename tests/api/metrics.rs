@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, base_vars, free_port, server_url};
+use crate::helpers::{TestApp, base_vars, free_port};
 
 /// One sample: its name and its labels in order.
 type Series = (String, Vec<(String, String)>);
@@ -587,7 +587,7 @@ fn listening_ports(pid: u32) -> HashSet<u16> {
 /// `orgwall serve` with the test's database and `metrics_addr`, once it answers `/health`.
 async fn serve(app: &TestApp, metrics_addr: &str) -> (Reap, u16) {
     let port = free_port();
-    let mut vars = base_vars(&format!("{}/{}", server_url(), app.db_name), &app.issuer);
+    let mut vars = base_vars(&app.db.url.clone(), &app.issuer);
     vars.insert("metrics_addr".into(), metrics_addr.into());
     let child = Command::new(env!("CARGO_BIN_EXE_orgwall"))
         .arg("serve")
@@ -646,7 +646,7 @@ async fn metrics_addr_off_opens_no_listener_and_an_address_opens_exactly_that_on
         .arg("serve")
         .current_dir(std::env::temp_dir())
         .env_clear()
-        .env("DATABASE_URL", format!("{}/{}", server_url(), app.db_name))
+        .env("DATABASE_URL", app.db.url.clone())
         .env("PORT", free_port().to_string())
         .env("ISSUER_ENABLED", "false")
         .env("AUTH_ISSUER", &app.issuer.url)

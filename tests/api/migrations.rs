@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use orgwall::config::Settings;
 
-use crate::helpers::{TestApp, server_url};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn migrate_accepts_a_database_that_applied_the_earlier_wording_of_a_migration() {
@@ -19,7 +19,7 @@ async fn migrate_accepts_a_database_that_applied_the_earlier_wording_of_a_migrat
     .execute(&app.admin_pool)
     .await
     .unwrap();
-    let url = format!("{}/{}", server_url(), app.db_name);
+    let url = app.db.url.clone();
     let settings = Settings::from_map(&HashMap::from([("database_url".into(), url)])).unwrap();
 
     // Act
@@ -51,7 +51,7 @@ async fn migrate_still_refuses_an_applied_migration_changed_in_another_way() {
     .execute(&app.admin_pool)
     .await
     .unwrap();
-    let url = format!("{}/{}", server_url(), app.db_name);
+    let url = app.db.url.clone();
     let settings = Settings::from_map(&HashMap::from([("database_url".into(), url)])).unwrap();
 
     let err = orgwall::commands::migrate(&settings)

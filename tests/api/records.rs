@@ -1,12 +1,10 @@
 //! The records and users routes: paging, CRUD, per-organization ids.
 
 use futures_util::future::join_all;
-use orgwall::auth::OrgContext;
-use orgwall::domain::OrgCode;
 use orgwall::tenant::TenantTx;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error};
+use crate::helpers::{TestApp, assert_error, ctx};
 
 #[tokio::test]
 async fn list_pages_by_limit_and_after_and_counts_everything() {
@@ -88,26 +86,24 @@ async fn records_can_be_read_updated_and_deleted_within_the_org() {
     assert_eq!(body["record"]["value"], json!({"a": 1}));
 
     let res = app
-        .http
-        .patch(app.url(&format!("/orgs/org_acme/data/{id}")))
-        .bearer_auth(&token)
-        .json(&json!({"value": null}))
-        .send()
-        .await
-        .unwrap();
+        .patch_json(
+            &format!("/orgs/org_acme/data/{id}"),
+            &token,
+            &json!({"value": null}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["record"]["name"], "first");
     assert_eq!(body["record"]["value"], Value::Null);
 
     let res = app
-        .http
-        .patch(app.url(&format!("/orgs/org_acme/data/{id}")))
-        .bearer_auth(&token)
-        .json(&json!({"name": "renamed"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_json(
+            &format!("/orgs/org_acme/data/{id}"),
+            &token,
+            &json!({"name": "renamed"}),
+        )
+        .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["record"]["name"], "renamed");
     assert_eq!(body["record"]["value"], Value::Null);
@@ -261,8 +257,7 @@ async fn users_are_listed_for_the_org_only() {
         ("org_acme", "bob@acme.test", "Bob"),
         ("org_beta", "cy@beta.test", "Cy"),
     ] {
-        let ctx = OrgContext::for_operator(OrgCode::parse(org).unwrap());
-        let mut tx = TenantTx::begin(&db, &ctx).await.unwrap();
+        let mut tx = TenantTx::begin(&db, &ctx(org)).await.unwrap();
         orgwall::tenant::users::insert_user(&mut tx, email, name)
             .await
             .unwrap();

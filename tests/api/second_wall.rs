@@ -3,18 +3,12 @@
 
 use std::time::Duration;
 
-use orgwall::auth::OrgContext;
-use orgwall::domain::OrgCode;
 use orgwall::tenant::TenantTx;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::helpers::{TestApp, create_database};
-
-fn ctx(org: &str) -> OrgContext {
-    OrgContext::for_operator(OrgCode::parse(org).unwrap())
-}
+use crate::helpers::{TestApp, TestDb, ctx};
 
 /// A query function deliberately written without `where org_code`.
 async fn all_record_names_unfiltered(tx: &mut TenantTx) -> Vec<String> {
@@ -24,11 +18,12 @@ async fn all_record_names_unfiltered(tx: &mut TenantTx) -> Vec<String> {
         .unwrap()
 }
 
-async fn seeded_pool(max: u32) -> PgPool {
-    let (_, url) = create_database().await;
+/// A test database with the tutorial's three records, and a superuser pool of `max` on it.
+async fn seeded_pool(max: u32) -> (TestDb, PgPool) {
+    let db = TestDb::create().await;
     let pool = PgPoolOptions::new()
         .max_connections(max)
-        .connect(&url)
+        .connect(&db.url)
         .await
         .unwrap();
     sqlx::query(
@@ -39,29 +34,12 @@ async fn seeded_pool(max: u32) -> PgPool {
     .execute(&pool)
     .await
     .unwrap();
-    pool
-}
-
-async fn drop_pool_db(pool: PgPool) {
-    let name: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let mut conn = PgConnection::connect(&format!("{}/postgres", crate::helpers::server_url()))
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        r#"drop database "{name}" with (force)"#
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    (db, pool)
 }
 
 #[tokio::test]
 async fn an_unfiltered_query_in_a_tenant_transaction_sees_only_that_tenant() {
-    let pool = seeded_pool(2).await;
+    let (_db, pool) = seeded_pool(2).await;
     let db = pool.clone();
 
     let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
@@ -73,12 +51,11 @@ async fn an_unfiltered_query_in_a_tenant_transaction_sees_only_that_tenant() {
 
     assert_eq!(acme, ["Acme Record A", "Acme Record B"]);
     assert_eq!(beta, ["Beta Record A"]);
-    drop_pool_db(pool).await;
 }
 
 #[tokio::test]
 async fn tenant_transactions_run_as_the_limited_role_even_for_a_superuser_url() {
-    let pool = seeded_pool(1).await;
+    let (_db, pool) = seeded_pool(1).await;
     let db = pool.clone();
 
     let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
@@ -92,12 +69,11 @@ async fn tenant_transactions_run_as_the_limited_role_even_for_a_superuser_url() 
 
     assert_eq!(user, "orgwall_tenant");
     assert!(!bypass);
-    drop_pool_db(pool).await;
 }
 
 #[tokio::test]
 async fn the_tenant_role_without_a_context_sees_nothing_and_cannot_insert() {
-    let pool = seeded_pool(1).await;
+    let (_db, pool) = seeded_pool(1).await;
     let mut conn = pool.acquire().await.unwrap();
 
     sqlx::raw_sql("begin").execute(&mut *conn).await.unwrap();
@@ -138,12 +114,11 @@ async fn the_tenant_role_without_a_context_sees_nothing_and_cannot_insert() {
         "{err}"
     );
     assert_eq!(visible_empty, 0);
-    drop_pool_db(pool).await;
 }
 
 #[tokio::test]
 async fn an_insert_for_another_org_is_rejected_by_with_check() {
-    let pool = seeded_pool(1).await;
+    let (_db, pool) = seeded_pool(1).await;
     let db = pool.clone();
 
     let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
@@ -174,12 +149,11 @@ async fn an_insert_for_another_org_is_rejected_by_with_check() {
         .await
         .unwrap();
     assert_eq!(beta, 1);
-    drop_pool_db(pool).await;
 }
 
 #[tokio::test]
 async fn one_pooled_connection_alternating_orgs_never_leaks_context() {
-    let pool = seeded_pool(1).await;
+    let (_db, pool) = seeded_pool(1).await;
     let db = pool.clone();
 
     for round in 0..5 {
@@ -208,12 +182,11 @@ async fn one_pooled_connection_alternating_orgs_never_leaks_context() {
             assert_eq!(user, "postgres", "role survived its transaction");
         }
     }
-    drop_pool_db(pool).await;
 }
 
 #[tokio::test]
 async fn a_cancelled_tenant_transaction_never_returns_to_the_pool_open() {
-    let pool = seeded_pool(1).await;
+    let (_db, pool) = seeded_pool(1).await;
     let db = pool.clone();
 
     // Cancel in the middle of a statement inside the transaction.
@@ -267,7 +240,6 @@ async fn a_cancelled_tenant_transaction_never_returns_to_the_pool_open() {
         .await
         .unwrap();
     assert_eq!(partial, 0, "a cancelled transaction's write is visible");
-    drop_pool_db(pool).await;
 }
 
 #[tokio::test]
@@ -339,7 +311,7 @@ async fn a_request_abandoned_mid_transaction_leaks_no_transaction_and_no_partial
 
 #[tokio::test]
 async fn a_one_statement_tenant_call_sees_one_tenant_and_leaves_nothing_on_the_connection() {
-    let pool = seeded_pool(1).await;
+    let (_db, pool) = seeded_pool(1).await;
     let db = pool.clone();
     let page = orgwall::tenant::records::Page {
         limit: 100,
@@ -363,7 +335,6 @@ async fn a_one_statement_tenant_call_sees_one_tenant_and_leaves_nothing_on_the_c
         assert_eq!(setting, None);
         assert_eq!(user, "postgres");
     }
-    drop_pool_db(pool).await;
 }
 
 /// A database migrated by the owner with a runtime login role of its own (as `migrate` makes
@@ -378,7 +349,7 @@ struct RuntimeRoleDb {
 
 impl RuntimeRoleDb {
     async fn create() -> Self {
-        let (db_name, owner_url) = create_database().await;
+        let (db_name, owner_url) = TestDb::create().await.detach();
         let role = format!(
             "orgwall_rt_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]

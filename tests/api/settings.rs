@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, server_url};
+use crate::helpers::TestApp;
 
 /// An empty working directory (no `.env`, no `orgwall.toml` unless a test writes one).
 struct WorkDir(PathBuf);
@@ -52,7 +52,7 @@ fn run(command: &mut Command) -> (Output, String) {
 }
 
 fn database_url(app: &TestApp) -> String {
-    format!("{}/{}", server_url(), app.db_name)
+    app.db.url.clone()
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{AUDIENCE, create_database, free_port, server_url};
+use crate::helpers::{AUDIENCE, TestDb, free_port, server_url};
 
 /// `KEY: value` environment lines of one compose service, and its command.
 fn compose_service(name: &str) -> (HashMap<String, String>, String) {
@@ -67,7 +67,8 @@ async fn the_compose_stack_runs_as_a_limited_runtime_role_and_keeps_tenants_apar
     );
 
     // `migrate` as the owner, with the compose environment.
-    let (db_name, owner_url) = create_database().await;
+    let db = TestDb::create().await;
+    let (db_name, owner_url) = (db.name.clone(), db.url.clone());
     let mut vars: HashMap<String, String> = migrate_env
         .iter()
         .map(|(k, v)| (k.to_lowercase(), v.clone()))
@@ -114,9 +115,7 @@ async fn the_compose_stack_runs_as_a_limited_runtime_role_and_keeps_tenants_apar
         .await
         .expect("demo world as the runtime role");
     // Tenant work as the runtime role drops to orgwall_tenant all the same.
-    let acme = orgwall::auth::OrgContext::for_operator(
-        orgwall::domain::OrgCode::parse("org_acme").unwrap(),
-    );
+    let acme = crate::helpers::ctx("org_acme");
     let mut tx = orgwall::tenant::TenantTx::begin(&runtime_pool, &acme)
         .await
         .unwrap();
@@ -197,14 +196,4 @@ async fn the_compose_stack_runs_as_a_limited_runtime_role_and_keeps_tenants_apar
     handle.stop(false).await;
     runtime_pool.close().await;
     owner.close().await;
-    let mut conn =
-        <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{}/postgres", server_url()))
-            .await
-            .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        r#"drop database "{db_name}" with (force)"#
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::{AUDIENCE, TestApp, free_port};
 
@@ -96,34 +96,10 @@ async fn the_tutorial_flow_runs_over_https_with_http2() {
     let (app, base) = spawn_tls_issuer(&pki).await;
     let client = pki.client();
     // Set up through the admin API, over HTTPS.
-    let admin = |path: &str, body: Value| {
-        client
-            .post(format!("{base}{path}"))
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .json(&body)
-            .send()
-    };
-    admin("/admin/apis", json!({"audience": AUDIENCE, "name": "API", "scopes": [{"name": "read:data"}, {"name": "write:data"}]})).await.unwrap();
-    admin("/admin/orgs", json!({"code": "org_acme", "name": "Acme"}))
-        .await
-        .unwrap();
-    let created: Value = admin(
-        "/admin/apps",
-        json!({"name": "acme", "org_code": "org_acme"}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let id = created["client_id"].as_str().unwrap();
-    let secret = created["client_secret"].as_str().unwrap();
-    admin(
-        &format!("/admin/apps/{id}/authorize"),
-        json!({"audience": AUDIENCE, "scopes": "read:data write:data"}),
-    )
-    .await
-    .unwrap();
+    let (id, secret) = app
+        .setup_tutorial_over(&client, &base, "read:data write:data")
+        .await;
+    let (id, secret) = (id.as_str(), secret.as_str());
 
     let res = client
         .post(format!("{base}/oauth2/token"))
@@ -215,7 +191,9 @@ async fn untrusting_clients_and_plain_http_are_refused_and_the_server_keeps_serv
 async fn the_resource_api_fetches_a_jwks_over_https_from_a_private_ca() {
     let pki = Pki::new();
     let (issuer, base) = spawn_tls_issuer(&pki).await;
-    let (id, secret) = issuer.setup_tutorial_over(&pki.client(), &base).await;
+    let (id, secret) = issuer
+        .setup_tutorial_over(&pki.client(), &base, "read:data")
+        .await;
     // A resource-only orgwall trusting the HTTPS issuer through AUTH_JWKS_CA_FILE.
     let api = TestApp::spawn_with(|v| {
         v.insert("auth_issuer".into(), base.clone());
