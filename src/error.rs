@@ -15,6 +15,12 @@ pub enum ApiError {
     NoToken,
     #[error("Invalid or expired token")]
     InvalidToken,
+    /// The token of an `Authorization: DPoP` request, or a DPoP-bound token sent as Bearer.
+    #[error("Invalid or expired token")]
+    InvalidDpopToken,
+    /// The DPoP proof is missing, invalid, replayed or for another key (RFC 9449 §7.1).
+    #[error("Invalid DPoP proof")]
+    InvalidDpopProof,
     #[error("Token is not scoped to an organization")]
     NotOrgScoped,
     #[error("Token does not have access to this organization")]
@@ -88,9 +94,11 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::NoToken | ApiError::InvalidToken | ApiError::Unauthorized(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::NoToken
+            | ApiError::InvalidToken
+            | ApiError::InvalidDpopToken
+            | ApiError::InvalidDpopProof
+            | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotOrgScoped | ApiError::WrongOrg | ApiError::MissingScope(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -114,6 +122,14 @@ impl ResponseError for ApiError {
         let challenge = match self {
             ApiError::NoToken => Some(r#"Bearer realm="orgwall""#.to_string()),
             ApiError::InvalidToken => Some(r#"Bearer error="invalid_token""#.to_string()),
+            ApiError::InvalidDpopToken => Some(format!(
+                r#"DPoP error="invalid_token", algs="{}""#,
+                crate::auth::dpop::CHALLENGE_ALGS
+            )),
+            ApiError::InvalidDpopProof => Some(format!(
+                r#"DPoP error="invalid_dpop_proof", algs="{}""#,
+                crate::auth::dpop::CHALLENGE_ALGS
+            )),
             ApiError::MissingScope(scope) => Some(format!(
                 r#"Bearer error="insufficient_scope", scope="{scope}""#
             )),

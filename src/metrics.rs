@@ -340,7 +340,8 @@ impl Metrics {
 fn rejection_reason(e: &ApiError) -> Option<&'static str> {
     Some(match e {
         ApiError::NoToken => "no_token",
-        ApiError::InvalidToken => "invalid_token",
+        ApiError::InvalidToken | ApiError::InvalidDpopToken => "invalid_token",
+        ApiError::InvalidDpopProof => "invalid_dpop_proof",
         ApiError::NotOrgScoped => "no_org",
         ApiError::WrongOrg => "wrong_org",
         ApiError::MissingScope(_) => "insufficient_scope",
@@ -482,6 +483,8 @@ mod tests {
         assert_eq!(rejection_reason(&ApiError::bad_request("x")), None);
         for reason in [
             rejection_reason(&ApiError::InvalidToken),
+            rejection_reason(&ApiError::InvalidDpopToken),
+            rejection_reason(&ApiError::InvalidDpopProof),
             rejection_reason(&ApiError::NotOrgScoped),
             rejection_reason(&ApiError::WrongOrg),
         ] {

@@ -10,6 +10,7 @@ use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::auth::dpop::{DEFAULT_REPLAY_CAPACITY, DpopGuard};
 use crate::auth::jwks::JwksCache;
 use crate::auth::{KeySource, Verifier};
 use crate::body::BodyLimit;
@@ -139,6 +140,10 @@ impl Application {
         let issuer = state.issuer.clone().map(web::Data::from);
         let admin_token = settings.admin_token.clone().map(AdminToken);
         let trusted_proxies = settings.trusted_proxies.clone();
+        let dpop = web::Data::new(
+            DpopGuard::new(&settings.public_url, DEFAULT_REPLAY_CAPACITY)
+                .map_err(anyhow::Error::msg)?,
+        );
         let metrics = state.metrics.clone();
         let metrics_data = metrics.clone().map(web::Data::from);
 
@@ -167,6 +172,7 @@ impl Application {
                 })
                 .app_data(db.clone())
                 .app_data(verifier.clone())
+                .app_data(dpop.clone())
                 .app_data(body_limit)
                 .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(body_limit.0))

@@ -29,6 +29,8 @@ pub struct TokenClaims {
     pub azp: Option<String>,
     pub scope: Option<String>,
     pub scp: Option<Vec<String>>,
+    /// `cnf.jkt` (RFC 9449 §6.1): the token is bound to the DPoP key with this thumbprint.
+    pub jkt: Option<String>,
     /// NumericDates, kept so that a cached verification can re-check time.
     pub exp: Option<f64>,
     pub nbf: Option<f64>,
@@ -41,6 +43,8 @@ pub struct VerifiedToken {
     pub org_code: Option<String>,
     pub client_id: String,
     pub scopes: Vec<String>,
+    /// Set for a DPoP-bound token: the thumbprint of the key every request must prove.
+    pub jkt: Option<String>,
 }
 
 impl TokenClaims {
@@ -60,6 +64,7 @@ impl TokenClaims {
             org_code: self.org_code.filter(|o| !o.is_empty()),
             client_id,
             scopes,
+            jkt: self.jkt,
         })
     }
 }
@@ -72,10 +77,10 @@ pub fn split_scopes(s: &str) -> Vec<String> {
 }
 
 /// Records keys seen so far and fails on a repeat.
-struct SeenKeys(Vec<String>);
+pub(crate) struct SeenKeys(pub(crate) Vec<String>);
 
 impl SeenKeys {
-    fn insert<E: de::Error>(&mut self, key: &str) -> Result<(), E> {
+    pub(crate) fn insert<E: de::Error>(&mut self, key: &str) -> Result<(), E> {
         if self.0.iter().any(|k| k == key) {
             return Err(E::custom(format_args!("duplicate member `{key}`")));
         }
@@ -87,6 +92,14 @@ impl SeenKeys {
 /// A string, or `null` read as absent.
 fn nullable_string<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<String>, A::Error> {
     map.next_value::<Option<String>>()
+}
+
+/// `cnf` (RFC 7800): only `jkt` is understood. A binding we cannot check (an mTLS `x5t#S256`,
+/// a `jwk`) makes the token invalid rather than a bearer token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Confirmation {
+    jkt: Option<String>,
 }
 
 /// `scp` is a space-separated string (the tutorial) or an array of strings (real Kinde).
@@ -155,6 +168,11 @@ impl<'de> Deserialize<'de> for TokenClaims {
                                 ScpValue::Text(s) => split_scopes(&s),
                                 ScpValue::List(l) => l,
                             })
+                        }
+                        "cnf" => {
+                            c.jkt = map
+                                .next_value::<Option<Confirmation>>()?
+                                .and_then(|cnf| cnf.jkt)
                         }
                         "iss" => {
                             // RFC 7519 §4.1.1: one StringOrURI. jsonwebtoken would also take

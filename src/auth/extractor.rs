@@ -10,6 +10,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use tracing_actix_web::RootSpan;
 
+use super::dpop::{self, DpopError, DpopGuard};
+use super::jose::now_secs;
 use super::scope::Scope;
 use super::verifier::Verifier;
 use crate::domain::OrgCode;
@@ -71,6 +73,20 @@ impl<S: Scope> Deref for Authorized<S> {
 /// of, an error when the header is ambiguous (two of them, or two tokens). The one parser of
 /// `Authorization: Bearer` for the resource and admin APIs.
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    Ok(presented_token(req)?
+        .and_then(|(scheme, token)| (scheme == Scheme::Bearer).then_some(token)))
+}
+
+/// How the request presents its access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    /// `Authorization: DPoP`, with a proof in the `DPoP` header (RFC 9449 §7.1).
+    Dpop,
+}
+
+/// The access token of the request and its scheme: `Ok(None)` when there is none to speak of.
+fn presented_token(req: &HttpRequest) -> Result<Option<(Scheme, String)>, ApiError> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
         return Ok(None);
@@ -82,17 +98,71 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some((scheme, rest)) = value.split_once(' ').or(Some((value, ""))) else {
         return Ok(None);
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None); // Basic, Digest, ...: no bearer token was offered
-    }
+    let (scheme, invalid) = if scheme.eq_ignore_ascii_case("bearer") {
+        (Scheme::Bearer, ApiError::InvalidToken)
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        (Scheme::Dpop, ApiError::InvalidDpopToken)
+    } else {
+        return Ok(None); // Basic, Digest, ...: no access token was offered
+    };
     let token = rest.trim_matches(' ');
     if token.is_empty() {
         return Ok(None);
     }
     if token.contains(' ') {
-        return Err(ApiError::InvalidToken); // "Bearer a b"
+        return Err(invalid); // "Bearer a b"
     }
-    Ok(Some(token.to_owned()))
+    Ok(Some((scheme, token.to_owned())))
+}
+
+/// What a DPoP-bound token is checked against, read from the request up front.
+struct DpopRequest {
+    guard: Arc<DpopGuard>,
+    proof: Result<String, DpopError>,
+    method: String,
+    path: String,
+}
+
+impl DpopRequest {
+    fn of(req: &HttpRequest) -> Self {
+        let proof = dpop::single_header(req.headers().get_all("dpop").map(|v| v.as_bytes()));
+        Self {
+            guard: req
+                .app_data::<web::Data<DpopGuard>>()
+                .expect("BUG: DpopGuard not registered")
+                .clone()
+                .into_inner(),
+            proof: proof.map(str::to_owned),
+            method: req.method().as_str().to_owned(),
+            path: req.path().to_owned(),
+        }
+    }
+
+    /// RFC 9449 §7.1: a valid proof for this request and this token, made with the key the
+    /// token is bound to, not seen before on this instance.
+    fn check(&self, token: &str, jkt: &str) -> Result<(), ApiError> {
+        let refuse = |reason: DpopError| {
+            tracing::debug!(?reason, "DPoP proof refused");
+            ApiError::InvalidDpopProof
+        };
+        let proof = self.proof.as_deref().map_err(|e| refuse(e.clone()))?;
+        let now = now_secs();
+        let expected = dpop::Expected {
+            method: &self.method,
+            url: &self.guard.url,
+            path: &self.path,
+            access_token: Some(token),
+            now,
+        };
+        let verified = dpop::verify_proof(proof, &expected).map_err(refuse)?;
+        if verified.jkt != jkt {
+            return Err(refuse(DpopError::KeyMismatch));
+        }
+        self.guard
+            .replay
+            .check_and_remember(&verified, now)
+            .map_err(refuse)
+    }
 }
 
 impl<S: Scope> FromRequest for Authorized<S> {
@@ -105,27 +175,40 @@ impl<S: Scope> FromRequest for Authorized<S> {
             .expect("BUG: Verifier not registered")
             .clone()
             .into_inner();
-        let token = bearer_token(req);
+        let token = presented_token(req);
+        let dpop = DpopRequest::of(req);
         let path_org = req.match_info().get("org_code").map(str::to_owned);
         let span = req
             .extensions()
             .get::<RootSpan>()
             .map(|s| tracing::Span::clone(s));
-        Box::pin(authorize::<S>(verifier, token, path_org, span))
+        Box::pin(authorize::<S>(verifier, token, dpop, path_org, span))
     }
 }
 
 async fn authorize<S: Scope>(
     verifier: Arc<Verifier>,
-    token: Result<Option<String>, ApiError>,
+    token: Result<Option<(Scheme, String)>, ApiError>,
+    dpop: DpopRequest,
     path_org: Option<String>,
     span: Option<tracing::Span>,
 ) -> Result<Authorized<S>, ApiError> {
-    let token = token?.ok_or(ApiError::NoToken)?;
+    let (scheme, token) = token?.ok_or(ApiError::NoToken)?;
     let verified = verifier.verify(&token).await.map_err(|reason| {
         tracing::debug!(?reason, "token rejected");
-        ApiError::InvalidToken
+        match scheme {
+            Scheme::Bearer => ApiError::InvalidToken,
+            Scheme::Dpop => ApiError::InvalidDpopToken,
+        }
     })?;
+    // A bound token only with a proof of its key; a bearer token never as DPoP (RFC 9449 §7).
+    match (scheme, verified.jkt.as_deref()) {
+        (Scheme::Bearer, None) => {}
+        (Scheme::Bearer, Some(_)) | (Scheme::Dpop, None) => {
+            return Err(ApiError::InvalidDpopToken);
+        }
+        (Scheme::Dpop, Some(jkt)) => dpop.check(&token, jkt)?,
+    }
     if let Some(span) = &span {
         span.record("client_id", verified.client_id.as_str());
         if let Some(org) = &verified.org_code {
@@ -162,6 +245,38 @@ mod tests {
             req = req.insert_header((header::AUTHORIZATION, v));
         }
         bearer_token(&req.to_http_request())
+    }
+
+    fn presented(value: Option<&str>) -> Result<Option<(Scheme, String)>, ApiError> {
+        let mut req = TestRequest::default();
+        if let Some(v) = value {
+            req = req.insert_header((header::AUTHORIZATION, v));
+        }
+        presented_token(&req.to_http_request())
+    }
+
+    #[test]
+    fn dpop_scheme_variants() {
+        assert!(
+            matches!(presented(Some("DPoP a.b.c")), Ok(Some((Scheme::Dpop, t))) if t == "a.b.c")
+        );
+        assert!(matches!(
+            presented(Some("dpop a.b.c")),
+            Ok(Some((Scheme::Dpop, _)))
+        ));
+        assert!(matches!(
+            presented(Some("Bearer a.b.c")),
+            Ok(Some((Scheme::Bearer, _)))
+        ));
+        assert!(matches!(presented(Some("DPoP ")), Ok(None)));
+        assert!(matches!(
+            presented(Some("DPoP a.b.c d")),
+            Err(ApiError::InvalidDpopToken)
+        ));
+        assert!(
+            matches!(token_of(Some("DPoP a.b.c")), Ok(None)),
+            "not a bearer token"
+        );
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! [`OrgContext`] for the route's declared [`scope::Scope`].
 
 mod algorithm;
+pub mod assertion;
 pub mod claims;
+pub mod dpop;
 pub mod extractor;
+pub mod jose;
+pub mod jwk;
 pub mod jwks;
 pub mod scope;
 pub mod verifier;

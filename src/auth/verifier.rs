@@ -266,6 +266,7 @@ mod tests {
                 client_id: "c".into(),
                 org_code: None,
                 scopes: Vec::new(),
+                jkt: None,
             },
             kid: "k".into(),
             exp,

@@ -1,5 +1,6 @@
 //! What the token endpoint needs to know about a client, read in one statement.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -7,6 +8,7 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use super::secrets;
+use crate::auth::jwk::PublicJwks;
 
 /// A secret as stored: salt, hash, expiry (a rotation's grace period).
 pub struct StoredSecret {
@@ -33,6 +35,12 @@ pub struct ClientLookup {
     /// Each secret that was live when read.
     secrets: Vec<StoredSecret>,
     pub api: Option<ApiGrant>,
+    /// Registered public keys: such an app authenticates with a client assertion, never a
+    /// secret. `has_keys` without `jwks` is a stored set that no longer parses (none works).
+    pub has_keys: bool,
+    pub jwks: Option<Arc<PublicJwks>>,
+    /// Tokens only with a DPoP proof.
+    pub require_dpop: bool,
 }
 
 impl ClientLookup {
@@ -45,7 +53,7 @@ impl ClientLookup {
             let live = s.expires_at.is_none_or(|at| at > now);
             matched |= secrets::verify_secret(presented, &s.salt, &s.hash) && live;
         }
-        matched && self.enabled
+        matched && self.enabled && !self.has_keys
     }
 }
 
@@ -68,6 +76,8 @@ pub async fn find(
         lifetime: i64,
         signing_alg: Option<String>,
         scopes: Option<Vec<String>>,
+        jwks: Option<serde_json::Value>,
+        require_dpop: bool,
     }
     // Columns of the left-joined tables are null when there is no such row.
     let rows = sqlx::query_as!(
@@ -75,7 +85,8 @@ pub async fn find(
         r#"select a.enabled, a.org_code, s.salt as "salt?", s.secret_hash as "secret_hash?",
                   s.expires_at, ap.id is not null as "api_found!",
                   coalesce(ap.token_lifetime_secs::bigint, $3::bigint) as "lifetime!",
-                  ap.signing_alg as "signing_alg?", g.scopes as "scopes?"
+                  ap.signing_alg as "signing_alg?", g.scopes as "scopes?",
+                  a.jwks, a.require_dpop
              from m2m_apps a
              left join client_secrets s
                on s.client_id = a.client_id and (s.expires_at is null or s.expires_at > now())
@@ -97,6 +108,14 @@ pub async fn find(
         scopes: first.scopes.clone(),
     });
     let (enabled, org_code) = (first.enabled, first.org_code.clone());
+    let (has_keys, require_dpop) = (first.jwks.is_some(), first.require_dpop);
+    let jwks = first.jwks.as_ref().and_then(|v| {
+        let parsed = v.as_object().map(PublicJwks::from_object);
+        if !matches!(parsed, Some(Ok(_))) {
+            tracing::error!(%client_id, "stored keys do not parse; the app cannot authenticate");
+        }
+        parsed?.ok().map(Arc::new)
+    });
     let secrets = rows
         .into_iter()
         .filter_map(|r| {
@@ -112,5 +131,8 @@ pub async fn find(
         org_code,
         secrets,
         api,
+        has_keys,
+        jwks,
+        require_dpop,
     }))
 }

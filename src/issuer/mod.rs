@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod catalogue;
 pub mod clients;
+pub mod keybound;
 pub mod keys;
 pub mod notifications;
 pub mod ratelimit;
@@ -39,6 +40,7 @@ impl Issuer {
         }
         let cache = Arc::new(cache::LookupCache::default());
         notifications::spawn(&pool, &keys, &cache);
+        keybound::spawn_purge(pool.clone());
         Arc::new(Self {
             pool,
             keys,

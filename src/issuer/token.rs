@@ -119,6 +119,14 @@ struct AccessTokenClaims<'a> {
     gty: [&'static str; 1],
     #[serde(skip_serializing_if = "Option::is_none")]
     org_code: Option<&'a str>,
+    /// RFC 9449 §6.1: the DPoP key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 /// The JOSE header of an access token.
@@ -182,6 +190,19 @@ impl Issuer {
         scope: Option<&str>,
         found: &ClientLookup,
     ) -> Result<TokenResponse, TokenError> {
+        self.issue_bound(client_id, audience, scope, found, None)
+    }
+
+    /// [`Self::issue`], the token bound to the DPoP key whose thumbprint is `jkt` when given
+    /// (RFC 9449 §6: `cnf.jkt`, `token_type` DPoP).
+    pub fn issue_bound(
+        &self,
+        client_id: &str,
+        audience: &str,
+        scope: Option<&str>,
+        found: &ClientLookup,
+        jkt: Option<&str>,
+    ) -> Result<TokenResponse, TokenError> {
         let Some(ApiGrant {
             lifetime_secs: lifetime,
             signing_alg: alg,
@@ -243,6 +264,7 @@ impl Issuer {
             scope: &scope,
             gty: ["client_credentials"],
             org_code: found.org_code.as_deref(),
+            cnf: jkt.map(|jkt| Confirmation { jkt }),
         };
         let header = JwsHeader {
             alg: signer.alg.name(),
@@ -255,7 +277,7 @@ impl Issuer {
         tracing::info!(client_id = %Untrusted(client_id), kid = %signer.kid, "access token issued");
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: lifetime,
             scope,
         })

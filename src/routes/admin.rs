@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::extractor::bearer_token;
+use crate::auth::jwk::PublicJwks;
 use crate::body::{read_json, read_optional_json};
 use crate::config::parse_duration;
 use crate::domain::{
@@ -22,7 +23,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::issuer::catalogue::{NewApi, TokenLifetime};
-use crate::issuer::{Issuer, catalogue, keys};
+use crate::issuer::{Issuer, catalogue, keybound, keys};
 
 /// The configured admin token, registered as app data.
 #[derive(Clone)]
@@ -85,6 +86,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/apps", web::post().to(create_app))
             .route("/apps/{client_id}", web::delete().to(delete_app))
             .route("/apps/{client_id}/authorize", web::post().to(authorize))
+            .route("/apps/{client_id}/jwks", web::put().to(set_keys))
             .route(
                 "/apps/{client_id}/rotate-secret",
                 web::post().to(rotate_secret),
@@ -222,6 +224,11 @@ pub struct CreateApp {
     name: AppName,
     #[serde(default)]
     org_code: Option<OrgCode>,
+    /// Public keys: the app authenticates with them (private_key_jwt) and has no secret.
+    #[serde(default)]
+    jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    require_dpop: bool,
 }
 
 async fn list_apps(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
@@ -235,10 +242,43 @@ async fn create_app(
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, ApiError> {
     let input: CreateApp = read_json(&req, body).await?;
-    let app = catalogue::create_app(&issuer.pool, &input.name, input.org_code.as_ref()).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(app))
+    let (org, pool) = (input.org_code.as_ref(), &issuer.pool);
+    let created = match &input.jwks {
+        Some(jwks) => {
+            let jwks = jwks_of(jwks)?;
+            let app = keybound::create_key_app(pool, &input.name, org, &jwks, input.require_dpop);
+            HttpResponse::Created().json(app.await?)
+        }
+        None => {
+            let app = catalogue::create_app(pool, &input.name, org).await?;
+            if input.require_dpop {
+                keybound::set_require_dpop(pool, &app.client_id, true).await?;
+            }
+            HttpResponse::Created()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(app)
+        }
+    };
+    Ok(created)
+}
+
+/// A JWKS (or one JWK) from a JSON body, checked as the CLI checks a file.
+fn jwks_of(value: &serde_json::Value) -> Result<PublicJwks, ApiError> {
+    // The same rules as a file given to the CLI (the body itself was read like every admin
+    // body, so a member repeated there has already kept its last value).
+    Ok(keybound::parse_jwks(value.to_string().as_bytes())?)
+}
+
+async fn set_keys(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let input: serde_json::Value = read_json(&req, body).await?;
+    let jwks = jwks_of(&input)?;
+    Ok(ok(keybound::set_keys(&issuer.pool, &path, &jwks).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

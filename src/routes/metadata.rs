@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::auth::dpop;
 use crate::error::ApiError;
 use crate::issuer::{Issuer, catalogue};
 
@@ -16,7 +17,11 @@ pub async fn discovery(issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiErr
             "token_endpoint": issuer.token_endpoint(),
             "jwks_uri": issuer.jwks_uri(),
             "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported":
+                dpop::signing_algorithms().collect::<Vec<_>>(),
+            "dpop_signing_alg_values_supported": dpop::signing_algorithms().collect::<Vec<_>>(),
             "scopes_supported": scopes,
             "response_types_supported": ["token"],
             "id_token_signing_alg_values_supported": ["RS256"],

@@ -561,6 +561,7 @@ struct IssuerDoc;
         paths::create_app,
         paths::delete_app,
         paths::authorize_app,
+        paths::set_app_keys,
         paths::rotate_secret,
         paths::disable_app,
         paths::enable_app,
@@ -587,6 +588,7 @@ mod paths {
     use crate::issuer::catalogue::{
         ApiOut, AppDeleted, AppEnabled, AppOut, GrantOut, NewApp, NewSecret, NewUser, OrgOut,
     };
+    use crate::issuer::keybound::{KeysOut, NewKeyApp};
     use crate::issuer::keys::{KeyList, RotatedKeys};
     use crate::issuer::token::TokenResponse;
     use crate::routes::admin::{
@@ -903,13 +905,18 @@ mod paths {
 
     /// Create an app
     ///
-    /// The secret is shown this once; it is stored only as a hash.
+    /// The secret is shown this once; it is stored only as a hash. With `jwks` the app has no
+    /// secret: it authenticates with a client assertion signed by one of those keys
+    /// (`private_key_jwt`), and the answer names its keys instead.
     #[utoipa::path(post, path = "/admin/apps", tag = "admin",
         request_body = CreateApp,
         security(("admin_token" = [])),
         responses(
-            (status = 201, description = "The new app and its secret", body = NewApp, headers(
-                ("Cache-Control" = String, description = "`no-store`"),
+            (status = 201, description = "The new app and its secret, or the new key-bound app", content(
+                (NewApp = "application/json"),
+                (NewKeyApp = "application/json"),
+            ), headers(
+                ("Cache-Control" = String, description = "`no-store` (an app with a secret)"),
             )),
             (status = 400, response = BadRequest),
             (status = 401, response = AdminUnauthorized),
@@ -950,6 +957,26 @@ mod paths {
             (status = 503, response = Unavailable),
         ))]
     fn authorize_app() {}
+
+    /// Replace an app's public keys
+    ///
+    /// A JWKS (`{"keys":[...]}`) or one JWK, public members only; from then on the app
+    /// authenticates only with these keys. Rotate by registering the old and the new key, then
+    /// the new one alone.
+    #[utoipa::path(put, path = "/admin/apps/{client_id}/jwks", tag = "admin",
+        params(("client_id" = String, Path)),
+        request_body(content = Object, content_type = "application/json"),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "The kids now registered", body = KeysOut),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 413, response = PayloadTooLarge),
+            (status = 415, response = UnsupportedMediaType),
+            (status = 503, response = Unavailable),
+        ))]
+    fn set_app_keys() {}
 
     /// Rotate an app's secret
     ///

@@ -1,6 +1,6 @@
 //! `POST /oauth2/token`: the OAuth 2.0 client-credentials grant (RFC 6749 §4.4), read as a
-//! checklist: form → client credentials → rate limit → app → secret → audience → grant →
-//! scopes → issue.
+//! checklist: form → client credentials → rate limit → app → secret or assertion → audience →
+//! DPoP proof → grant → scopes → issue.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::body::{BodyError, read_bytes};
 use crate::client_addr;
+use crate::issuer::keybound::PresentedAssertion;
 use crate::issuer::token::{TokenError, TokenResponse, truncate};
 use crate::issuer::{Issuer, secrets};
 use crate::telemetry::Untrusted;
@@ -191,26 +192,39 @@ async fn client_credentials(
     form: &Form,
     issuer: &Issuer,
 ) -> Result<TokenResponse, TokenError> {
-    // Client authentication: Basic or the form, never both.
+    // Client authentication: Basic, the form's secret or a client assertion; exactly one.
     let basic = match req.headers().get(header::AUTHORIZATION) {
         Some(v) => basic_credentials(v)?,
         None => None,
     };
     let used_basic = basic.is_some();
-    let (client_id, secret) = match (basic, form.get("client_id"), form.get("client_secret")) {
-        (Some(_), _, Some(_)) => {
+    let assertion = PresentedAssertion::from_form(|name| form.get(name))?;
+    let (client_id, credential) = match (
+        basic,
+        assertion,
+        form.get("client_id"),
+        form.get("client_secret"),
+    ) {
+        (Some(_), Some(_), _, _) | (_, Some(_), _, Some(_)) | (Some(_), None, _, Some(_)) => {
             return Err(TokenError::invalid_request(
                 "Use one client authentication method, not two",
             ));
         }
-        (Some((id, _)), Some(form_id), None) if form_id != id => {
+        (None, Some(a), _, None) => (
+            a.client_id.unwrap_or_default(),
+            Credential::Assertion(a.assertion),
+        ),
+        (Some((id, _)), None, Some(form_id), None) if form_id != id => {
             return Err(TokenError::invalid_request(
                 "client_id differs from the Basic credentials",
             ));
         }
-        (Some(creds), _, None) => creds,
-        (None, Some(id), Some(secret)) => (id.to_owned(), SecretString::from(secret.to_owned())),
-        (None, _, _) => {
+        (Some((id, secret)), None, _, None) => (id, Credential::Secret(secret)),
+        (None, None, Some(id), Some(secret)) => (
+            id.to_owned(),
+            Credential::Secret(SecretString::from(secret.to_owned())),
+        ),
+        (None, None, _, _) => {
             return Err(TokenError::invalid_client());
         }
     };
@@ -248,10 +262,22 @@ async fn client_credentials(
     };
     // One round trip: the app, its live secrets, the API and the grant.
     let found = issuer.lookup(&client_id, audience.unwrap_or("")).await?;
-    if !found.as_ref().is_some_and(|f| f.authenticates(&secret)) {
-        if found.is_none() {
-            secrets::verify_against_nothing(&secret);
+    let authenticated = match (&credential, &found) {
+        (Credential::Secret(secret), found) => {
+            let ok = found.as_ref().is_some_and(|f| f.authenticates(secret));
+            if found.is_none() {
+                secrets::verify_against_nothing(secret);
+            }
+            ok
         }
+        (Credential::Assertion(assertion), Some(found)) => {
+            issuer
+                .authenticates_assertion(found, &client_id, assertion)
+                .await?
+        }
+        (Credential::Assertion(_), None) => false,
+    };
+    if !authenticated {
         tracing::info!(client_id = %Untrusted(&client_id), %addr, "client authentication failed");
         issuer
             .limiter
@@ -265,7 +291,21 @@ async fn client_credentials(
         ));
     };
     let found = found.expect("authenticated above");
-    issuer.issue(&client_id, audience, form.get("scope"), &found)
+    let jkt = issuer.token_request_dpop(req, &found).await?;
+    issuer.issue_bound(
+        &client_id,
+        audience,
+        form.get("scope"),
+        &found,
+        jkt.as_deref(),
+    )
+}
+
+/// How the client proved who it is.
+enum Credential {
+    Secret(SecretString),
+    /// A client assertion (RFC 7523 §2.2), the app's keys verify it.
+    Assertion(String),
 }
 
 #[cfg(test)]

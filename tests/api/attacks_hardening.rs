@@ -68,6 +68,7 @@ async fn a_flood_of_long_client_ids_from_forty_addresses_grows_neither_memory_no
             .env("PORT", port.to_string())
             .env("WORKERS", "2")
             .env("TRUSTED_PROXIES", "127.0.0.1")
+            .env("METRICS_ADDR", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -520,6 +521,7 @@ async fn serve_like_the_image(app: &TestApp, without: &[&str]) -> (String, Strin
         .env("DATABASE_URL", database_url(app).await)
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
+        .env("METRICS_ADDR", "off")
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
     let _serve = Reap(command.spawn().unwrap());

@@ -207,7 +207,11 @@ async fn a_token_from_the_oauth2_crate_verifies_with_the_jwks_alone() {
         assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
         assert_eq!(
             meta["token_endpoint_auth_methods_supported"],
-            json!(["client_secret_basic", "client_secret_post"])
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ])
         );
         assert!(
             meta["scopes_supported"]
@@ -615,7 +619,7 @@ async fn a_separate_resource_api_trusts_the_issuer_through_its_jwks() {
 }
 
 /// Runs the real binary configured like `app` (same database, same PUBLIC_URL).
-fn orgwall(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
+pub fn orgwall(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"))
         .args(args)
         .env("DATABASE_URL", &app.db.url)

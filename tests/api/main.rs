@@ -12,6 +12,7 @@ mod faults;
 mod helpers;
 mod issuer;
 mod jwks;
+mod keybound;
 mod metrics;
 mod migrations;
 mod openapi;

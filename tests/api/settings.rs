@@ -41,6 +41,8 @@ fn orgwall(dir: &WorkDir, args: &[&str], env: &[(&str, &str)]) -> Command {
         .args(args)
         .current_dir(dir.path())
         .env_clear()
+        // Tests run side by side: none of them may take the default metrics port.
+        .env("METRICS_ADDR", "off")
         .envs(env.iter().copied());
     command
 }
