@@ -84,7 +84,7 @@ impl std::fmt::Display for TokenError {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
-    #[schema(value_type = String, examples("Bearer"))]
+    #[schema(value_type = String, examples("Bearer", "DPoP"))]
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,

@@ -35,7 +35,7 @@ pub struct Parts {
 }
 
 /// The document for these parts.
-pub fn document(parts: Parts) -> utoipa::openapi::OpenApi {
+pub fn document(parts: Parts) -> serde_json::Value {
     let mut doc = ResourceApiDoc::openapi();
     if parts.issuer {
         doc.merge(IssuerDoc::openapi());
@@ -44,7 +44,44 @@ pub fn document(parts: Parts) -> utoipa::openapi::OpenApi {
         }
     }
     add_request_id_header(&mut doc);
+    let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
+    add_dpop(&mut doc);
     doc
+}
+
+/// DPoP (RFC 9449): every operation that takes a bearer token also takes a DPoP-bound one, as
+/// `Authorization: DPoP <token>` with a `DPoP` proof header. utoipa has no `DPoP` HTTP scheme,
+/// so it is added to the serialized document.
+fn add_dpop(doc: &mut serde_json::Value) {
+    let mut uses = false;
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|i| i.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
+            let Some(security) = op.get_mut("security").and_then(|s| s.as_array_mut()) else {
+                continue;
+            };
+            let bound: Vec<serde_json::Value> = security
+                .iter()
+                .filter_map(|r| r.get("bearer_jwt"))
+                .map(|scopes| serde_json::json!({"dpop": scopes}))
+                .collect();
+            uses |= !bound.is_empty();
+            security.extend(bound);
+        }
+    }
+    if uses {
+        doc["components"]["securitySchemes"]["dpop"] = serde_json::json!({
+            "type": "http",
+            "scheme": "DPoP",
+            "description": "A DPoP-bound access token (its `cnf.jkt` names a key) as \
+                `Authorization: DPoP <token>`, with a `DPoP` header holding a proof signed by \
+                that key for this request (`htm`, `htu`, `ath`). A bound token sent as Bearer, or \
+                a plain token sent as DPoP, is 401.",
+        });
+    }
 }
 
 /// The serving side: the document of what this app registered, rendered once per variant.
@@ -54,12 +91,8 @@ pub async fn openapi_json(req: HttpRequest) -> HttpResponse {
         issuer: req.app_data::<web::Data<Issuer>>().is_some(),
         admin: req.app_data::<AdminToken>().is_some(),
     };
-    let body =
-        RENDERED[usize::from(parts.issuer) * 2 + usize::from(parts.admin)].get_or_init(|| {
-            document(parts)
-                .to_json()
-                .expect("the OpenAPI document serializes")
-        });
+    let body = RENDERED[usize::from(parts.issuer) * 2 + usize::from(parts.admin)]
+        .get_or_init(|| document(parts).to_string());
     HttpResponse::Ok()
         .content_type("application/json")
         .body(body.clone())
@@ -112,6 +145,14 @@ pub enum OAuthErrorCode {
 pub enum AdminTokenError {
     Api(ErrorBody),
     OAuth(OAuthError),
+}
+
+/// What `POST /admin/apps` answers: an app with its secret, or a key-bound app with its keys.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CreatedApp {
+    Secret(crate::issuer::catalogue::NewApp),
+    Keys(crate::issuer::keybound::NewKeyApp),
 }
 
 /// `{"status": "ok"}`.
@@ -196,6 +237,9 @@ pub struct ServerMetadata {
     pub response_types_supported: Vec<String>,
     pub id_token_signing_alg_values_supported: Vec<String>,
     pub subject_types_supported: Vec<String>,
+    /// For `private_key_jwt` assertions.
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// The issuer's public signing keys.
@@ -252,6 +296,12 @@ pub struct TokenRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(examples("read:data write:data"))]
     pub scope: Option<String>,
+    /// `private_key_jwt` (RFC 7523): `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed by one of the app's registered keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,10 +359,11 @@ response!(
 response!(
     /// 401 from the resource API (RFC 6750).
     Unauthorized,
-    json_error("No token, or a token that is invalid, expired or revoked").header(
+    json_error("No token, a token that is invalid, expired or revoked, or a bad DPoP proof").header(
         "WWW-Authenticate",
         string_header(
-            "`Bearer realm=\"orgwall\"` without a token, `Bearer error=\"invalid_token\"` for a bad one",
+            "`Bearer realm=\"orgwall\"` without a token, `Bearer error=\"invalid_token\"` for a bad one; \
+             `DPoP error=\"invalid_token\"` or `DPoP error=\"invalid_dpop_proof\"` with DPoP",
         ),
     )
 );
@@ -586,9 +637,9 @@ mod paths {
     use super::*;
     use crate::domain::OrgCode;
     use crate::issuer::catalogue::{
-        ApiOut, AppDeleted, AppEnabled, AppOut, GrantOut, NewApp, NewSecret, NewUser, OrgOut,
+        ApiOut, AppDeleted, AppEnabled, AppOut, GrantOut, NewSecret, NewUser, OrgOut,
     };
-    use crate::issuer::keybound::{KeysOut, NewKeyApp};
+    use crate::issuer::keybound::KeysOut;
     use crate::issuer::keys::{KeyList, RotatedKeys};
     use crate::issuer::token::TokenResponse;
     use crate::routes::admin::{
@@ -793,9 +844,13 @@ mod paths {
     /// Token endpoint (client credentials)
     ///
     /// OAuth 2.0 client-credentials grant (RFC 6749 section 4.4). The client authenticates
-    /// with HTTP Basic (`client_secret_basic`) or with `client_id` and `client_secret` in the
-    /// form (`client_secret_post`, the empty security requirement), never both.
+    /// with HTTP Basic (`client_secret_basic`), or in the form (the empty security
+    /// requirement): `client_id` and `client_secret` (`client_secret_post`) or a client
+    /// assertion (`private_key_jwt`); never two at once. With a valid `DPoP` proof the token is
+    /// bound to the proof's key and `token_type` is `DPoP`.
     #[utoipa::path(post, path = "/oauth2/token", tag = "issuer",
+        params(("DPoP" = Option<String>, Header,
+            description = "A DPoP proof (RFC 9449) for this request: the token is bound to its key")),
         request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
         security(("client_secret_basic" = []), ()),
         responses(
@@ -912,10 +967,8 @@ mod paths {
         request_body = CreateApp,
         security(("admin_token" = [])),
         responses(
-            (status = 201, description = "The new app and its secret, or the new key-bound app", content(
-                (NewApp = "application/json"),
-                (NewKeyApp = "application/json"),
-            ), headers(
+            (status = 201, description = "The new app and its secret, or the new key-bound app",
+                body = CreatedApp, headers(
                 ("Cache-Control" = String, description = "`no-store` (an app with a secret)"),
             )),
             (status = 400, response = BadRequest),

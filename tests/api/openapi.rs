@@ -596,8 +596,26 @@ fn the_security_schemes_and_error_bodies_are_declared() {
             )
         })
         .collect();
-    assert_eq!(scopes["get"], json!([{"bearer_jwt": ["read:data"]}]));
-    assert_eq!(scopes["post"], json!([{"bearer_jwt": ["write:data"]}]));
+    assert_eq!(
+        scopes["get"],
+        json!([{"bearer_jwt": ["read:data"]}, {"dpop": ["read:data"]}])
+    );
+    assert_eq!(
+        scopes["post"],
+        json!([{"bearer_jwt": ["write:data"]}, {"dpop": ["write:data"]}])
+    );
+    assert_eq!(schemes["dpop"]["type"], "http");
+    assert_eq!(schemes["dpop"]["scheme"], "DPoP");
+    let form = &token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"];
+    let form = &schemas[form["$ref"].as_str().unwrap().rsplit('/').next().unwrap()];
+    for field in [
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+    ] {
+        assert!(form["properties"][field].is_object(), "{field}");
+    }
 }
 
 /// Found by schemathesis: jsonb writes a number in plain notation (1.7976931348623157e308 as
