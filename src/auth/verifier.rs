@@ -1,4 +1,4 @@
-//! Bearer token verification: RFC 8725 practices, contract §3 "Accepted tokens".
+//! Bearer token verification: RFC 8725 practices, and the "Accepted tokens" rules of docs/api.md.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

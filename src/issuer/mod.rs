@@ -1,4 +1,4 @@
-//! The built-in org-scoped M2M issuer (shared/CONTRACT.md §5, §6): what Kinde does in the
+//! The built-in org-scoped M2M issuer (docs/api.md, docs/cli.md): what Kinde does in the
 //! tutorial, self-hosted.
 
 pub mod cache;

@@ -1,4 +1,4 @@
-//! The admin HTTP API (contract §6), present only when `ADMIN_TOKEN` is set. Bodies and
+//! The admin HTTP API (docs/api.md), present only when `ADMIN_TOKEN` is set. Bodies and
 //! answers mirror the CLI commands, through the same catalogue functions.
 
 use std::time::Duration;

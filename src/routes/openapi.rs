@@ -647,6 +647,15 @@ mod paths {
     };
     use crate::routes::records::RecordInput;
 
+    /// What app creation answers: an app with a secret, or a key-bound app. One media type
+    /// carries one schema, so the two shapes are one `oneOf`.
+    #[derive(Serialize, ToSchema)]
+    #[serde(untagged)]
+    enum CreatedApp {
+        Secret(NewApp),
+        KeyBound(NewKeyApp),
+    }
+
     /// Liveness
     ///
     /// Answers without touching the database.
