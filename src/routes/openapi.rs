@@ -147,14 +147,6 @@ pub enum AdminTokenError {
     OAuth(OAuthError),
 }
 
-/// What `POST /admin/apps` answers: an app with its secret, or a key-bound app with its keys.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum CreatedApp {
-    Secret(crate::issuer::catalogue::NewApp),
-    Keys(crate::issuer::keybound::NewKeyApp),
-}
-
 /// `{"status": "ok"}`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -637,9 +629,9 @@ mod paths {
     use super::*;
     use crate::domain::OrgCode;
     use crate::issuer::catalogue::{
-        ApiOut, AppDeleted, AppEnabled, AppOut, GrantOut, NewSecret, NewUser, OrgOut,
+        ApiOut, AppDeleted, AppEnabled, AppOut, GrantOut, NewApp, NewSecret, NewUser, OrgOut,
     };
-    use crate::issuer::keybound::KeysOut;
+    use crate::issuer::keybound::{KeysOut, NewKeyApp};
     use crate::issuer::keys::{KeyList, RotatedKeys};
     use crate::issuer::token::TokenResponse;
     use crate::routes::admin::{
