@@ -21,6 +21,9 @@ pub enum ApiError {
     /// The DPoP proof is missing, invalid, replayed or for another key (RFC 9449 §7.1).
     #[error("Invalid DPoP proof")]
     InvalidDpopProof,
+    /// A valid token of the built-in issuer that was revoked (or whose org is switched off).
+    #[error("Token has been revoked")]
+    RevokedToken,
     #[error("Token is not scoped to an organization")]
     NotOrgScoped,
     #[error("Token does not have access to this organization")]
@@ -98,6 +101,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidToken
             | ApiError::InvalidDpopToken
             | ApiError::InvalidDpopProof
+            | ApiError::RevokedToken
             | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotOrgScoped | ApiError::WrongOrg | ApiError::MissingScope(_) => {
                 StatusCode::FORBIDDEN
@@ -121,7 +125,9 @@ impl ResponseError for ApiError {
         let mut response = json_error(self.status_code(), &self.to_string());
         let challenge = match self {
             ApiError::NoToken => Some(r#"Bearer realm="orgwall""#.to_string()),
-            ApiError::InvalidToken => Some(r#"Bearer error="invalid_token""#.to_string()),
+            ApiError::InvalidToken | ApiError::RevokedToken => {
+                Some(r#"Bearer error="invalid_token""#.to_string())
+            }
             ApiError::InvalidDpopToken => Some(format!(
                 r#"DPoP error="invalid_token", algs="{}""#,
                 crate::auth::dpop::CHALLENGE_ALGS

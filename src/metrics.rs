@@ -342,6 +342,7 @@ fn rejection_reason(e: &ApiError) -> Option<&'static str> {
         ApiError::NoToken => "no_token",
         ApiError::InvalidToken | ApiError::InvalidDpopToken => "invalid_token",
         ApiError::InvalidDpopProof => "invalid_dpop_proof",
+        ApiError::RevokedToken => "revoked",
         ApiError::NotOrgScoped => "no_org",
         ApiError::WrongOrg => "wrong_org",
         ApiError::MissingScope(_) => "insufficient_scope",
@@ -485,6 +486,7 @@ mod tests {
             rejection_reason(&ApiError::InvalidToken),
             rejection_reason(&ApiError::InvalidDpopToken),
             rejection_reason(&ApiError::InvalidDpopProof),
+            rejection_reason(&ApiError::RevokedToken),
             rejection_reason(&ApiError::NotOrgScoped),
             rejection_reason(&ApiError::WrongOrg),
         ] {

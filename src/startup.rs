@@ -12,15 +12,17 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::dpop::{DEFAULT_REPLAY_CAPACITY, DpopGuard};
 use crate::auth::jwks::JwksCache;
+use crate::auth::revocation::RevocationState;
 use crate::auth::{KeySource, Verifier};
 use crate::body::BodyLimit;
 use crate::config::Settings;
 use crate::error::render_non_json_error;
-use crate::issuer::Issuer;
+use crate::issuer::{Issuer, notifications, revocation};
 use crate::metrics::Metrics;
 use crate::routes::admin::AdminToken;
 use crate::telemetry::OrgwallRootSpan;
 use crate::{db, routes};
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
 pub struct Application {
@@ -52,6 +54,32 @@ impl AppState {
             true => Some(Issuer::start(pool.clone(), &settings).await),
             false => None,
         };
+        // Tokens of the built-in issuer (this deployment, whichever instance issued them) can
+        // be revoked: when the resource API trusts that issuer, it keeps the revocations in
+        // memory, re-read on every notification and every couple of seconds.
+        let revocations = (settings.auth.issuer == settings.public_url)
+            .then(|| Arc::new(RevocationState::default()));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        if let Some(state) = &revocations {
+            revocation::spawn_refresher(pool.clone(), state, wake.clone());
+        }
+        if issuer.is_some() || revocations.is_some() {
+            let options = notifications::listen_options(
+                settings.database_listen_url.expose_secret(),
+                settings.db.statement_timeout,
+            )
+            .context("DATABASE_LISTEN_URL: cannot build the connection options")?;
+            notifications::spawn(
+                options,
+                notifications::Targets {
+                    keys: issuer.as_ref().map(|i| Arc::downgrade(&i.keys)),
+                    cache: issuer.as_ref().map(|i| Arc::downgrade(&i.cache)),
+                    revocations: revocations
+                        .as_ref()
+                        .map(|r| (Arc::downgrade(r), wake.clone())),
+                },
+            );
+        }
         let keys = match &issuer {
             // Our own issuer's keys, without a round trip through our own JWKS endpoint.
             Some(issuer) if settings.auth.in_process_keys => KeySource::Local(issuer.keys.clone()),
@@ -69,12 +97,15 @@ impl AppState {
                 KeySource::Remote(Arc::new(cache))
             }
         };
-        let verifier = Verifier::new(
+        let mut verifier = Verifier::new(
             keys,
             &settings.auth.issuer,
             &settings.auth.audience,
             &settings.auth.algorithms,
         );
+        if let Some(state) = revocations {
+            verifier = verifier.with_revocations(state);
+        }
         Ok(Self {
             settings: Arc::new(settings),
             db: pool,

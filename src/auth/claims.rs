@@ -34,6 +34,9 @@ pub struct TokenClaims {
     /// NumericDates, kept so that a cached verification can re-check time.
     pub exp: Option<f64>,
     pub nbf: Option<f64>,
+    /// Issued-at, compared with revocation cutoffs.
+    pub iat: Option<f64>,
+    pub jti: Option<String>,
 }
 
 /// What a verified token says about its bearer.
@@ -45,6 +48,10 @@ pub struct VerifiedToken {
     pub scopes: Vec<String>,
     /// Set for a DPoP-bound token: the thumbprint of the key every request must prove.
     pub jkt: Option<String>,
+    /// `iat`, whole seconds; what revocations by time compare with.
+    pub iat: Option<i64>,
+    /// `jti`, what single-token revocations name.
+    pub jti: Option<String>,
 }
 
 impl TokenClaims {
@@ -65,6 +72,8 @@ impl TokenClaims {
             client_id,
             scopes,
             jkt: self.jkt,
+            iat: self.iat.map(|t| t.floor() as i64),
+            jti: self.jti,
         })
     }
 }
@@ -162,6 +171,13 @@ impl<'de> Deserialize<'de> for TokenClaims {
                         "client_id" => c.client_id = nullable_string(&mut map)?,
                         "sub" => c.sub = nullable_string(&mut map)?,
                         "azp" => c.azp = nullable_string(&mut map)?,
+                        // Only read, never required: another issuer's jti may be any JSON.
+                        "jti" => {
+                            c.jti = match map.next_value::<serde_json::Value>()? {
+                                serde_json::Value::String(s) => Some(s),
+                                _ => None,
+                            }
+                        }
                         "scope" => c.scope = nullable_string(&mut map)?,
                         "scp" => {
                             c.scp = map.next_value::<Option<ScpValue>>()?.map(|v| match v {
@@ -192,7 +208,7 @@ impl<'de> Deserialize<'de> for TokenClaims {
                                     c.exp = n.as_f64();
                                 }
                                 "nbf" => c.nbf = n.as_f64(),
-                                _ => {}
+                                _ => c.iat = n.as_f64(),
                             }
                         }
                         _ => {

@@ -13,7 +13,7 @@ use tracing_actix_web::RootSpan;
 use super::dpop::{self, DpopError, DpopGuard};
 use super::jose::now_secs;
 use super::scope::Scope;
-use super::verifier::Verifier;
+use super::verifier::{Rejection, Verifier};
 use crate::domain::OrgCode;
 use crate::error::ApiError;
 
@@ -196,9 +196,10 @@ async fn authorize<S: Scope>(
     let (scheme, token) = token?.ok_or(ApiError::NoToken)?;
     let verified = verifier.verify(&token).await.map_err(|reason| {
         tracing::debug!(?reason, "token rejected");
-        match scheme {
-            Scheme::Bearer => ApiError::InvalidToken,
-            Scheme::Dpop => ApiError::InvalidDpopToken,
+        match (reason, scheme) {
+            (Rejection::Revoked, _) => ApiError::RevokedToken,
+            (_, Scheme::Bearer) => ApiError::InvalidToken,
+            (_, Scheme::Dpop) => ApiError::InvalidDpopToken,
         }
     })?;
     // A bound token only with a proof of its key; a bearer token never as DPoP (RFC 9449 §7).

@@ -12,6 +12,7 @@ pub mod extractor;
 pub mod jose;
 pub mod jwk;
 pub mod jwks;
+pub mod revocation;
 pub mod scope;
 pub mod verifier;
 

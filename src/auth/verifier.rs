@@ -10,6 +10,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use super::SigningAlgorithm;
 use super::claims::{JoseHeader, TokenClaims, VerifiedToken};
 use super::jwks::{JwksCache, VerifyKey};
+use super::revocation::RevocationState;
 
 /// Tokens longer than this are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -66,6 +67,8 @@ pub enum Rejection {
     KeyMismatch,
     SignatureOrClaims,
     NoClientId,
+    /// Verified, then found revoked (by app, org, jti or signing key).
+    Revoked,
 }
 
 pub struct Verifier {
@@ -76,6 +79,9 @@ pub struct Verifier {
     /// verify the same way, so only the clock is checked again. Each entry lasts until its
     /// token's `exp`; an entry made under another key generation is verified again.
     accepted: RwLock<Remembered>,
+    /// The built-in issuer's revocations, when the resource API trusts that issuer: checked
+    /// after every verification, remembered or not.
+    revocations: Option<Arc<RevocationState>>,
 }
 
 /// Verified tokens, each kept until its own expiry. At capacity, expired entries go first,
@@ -162,6 +168,20 @@ impl Verifier {
             keys,
             validations,
             accepted: RwLock::new(Remembered::default()),
+            revocations: None,
+        }
+    }
+
+    /// Refuses tokens that `revocations` names, even when their verification is remembered.
+    pub fn with_revocations(mut self, revocations: Arc<RevocationState>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    fn check_revoked(&self, token: VerifiedToken, kid: &str) -> Result<VerifiedToken, Rejection> {
+        match &self.revocations {
+            Some(r) if r.revokes(&token, kid) => Err(Rejection::Revoked),
+            _ => Ok(token),
         }
     }
 
@@ -183,13 +203,13 @@ impl Verifier {
             // Asking the source for the key keeps the JWKS refreshed on schedule (a hit would
             // otherwise never reach it), and a key withdrawn since is noticed here.
             if self.keys.key(&kid).await.is_some() && self.keys.generation() == generation {
-                return Ok(verified);
+                return self.check_revoked(verified, &kid);
             }
         }
         let (verified, kid, exp, nbf) = self.verify_fully(token).await?;
         let entry = Accepted {
             token: verified.clone(),
-            kid,
+            kid: kid.clone(),
             exp,
             nbf,
             generation,
@@ -198,7 +218,7 @@ impl Verifier {
             .write()
             .expect("verifier cache poisoned")
             .insert(fingerprint, entry, now_secs());
-        Ok(verified)
+        self.check_revoked(verified, &kid)
     }
 
     /// The whole verification, without the remembered-token shortcut (benchmarks use it to
@@ -267,6 +287,8 @@ mod tests {
                 org_code: None,
                 scopes: Vec::new(),
                 jkt: None,
+                iat: None,
+                jti: None,
             },
             kid: "k".into(),
             exp,

@@ -12,8 +12,8 @@ use super::print_json;
 use crate::auth::jwk::{MAX_JWKS_BYTES, PublicJwks};
 use crate::config::parse_duration;
 use crate::domain::{AppName, OrgCode};
-use crate::issuer::catalogue;
 use crate::issuer::keybound as kb;
+use crate::issuer::{catalogue, revocation};
 
 #[derive(Debug, Args)]
 pub struct ClientIdArg {
@@ -60,8 +60,13 @@ pub enum AppCmd {
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
         grace: Duration,
     },
+    /// Revoke every token issued to the app so far.
+    RevokeTokens(ClientIdArg),
+    /// Switch the app off: no new tokens, and every token it holds is revoked.
     Disable(ClientIdArg),
+    /// Switch the app back on (its revoked tokens stay revoked).
     Enable(ClientIdArg),
+    /// Delete the app; every token it holds is revoked.
     Delete(ClientIdArg),
     List,
 }
@@ -114,6 +119,9 @@ pub async fn run(cmd: AppCmd, pool: &PgPool) -> anyhow::Result<()> {
         } => print_json(&c::authorize(pool, &client_id, &audience, &scopes).await?),
         AppCmd::RotateSecret { client_id, grace } => {
             print_json(&c::rotate_secret(pool, &client_id, grace).await?)
+        }
+        AppCmd::RevokeTokens(a) => {
+            print_json(&revocation::revoke_app_tokens(pool, &a.client_id).await?)
         }
         AppCmd::Disable(a) => print_json(&c::set_enabled(pool, &a.client_id, false).await?),
         AppCmd::Enable(a) => print_json(&c::set_enabled(pool, &a.client_id, true).await?),

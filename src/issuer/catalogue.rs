@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use super::{keys, secrets};
+use super::{keys, revocation, secrets};
 use crate::auth::OrgContext;
 use crate::auth::SigningAlgorithm;
 use crate::auth::claims::split_scopes;
@@ -466,13 +466,13 @@ async fn app_org(tx: &mut Tx, client_id: &str) -> Result<Option<OrgCode>> {
     .transpose()
 }
 
-fn stored_org(code: String) -> Result<OrgCode> {
+pub(crate) fn stored_org(code: String) -> Result<OrgCode> {
     OrgCode::parse(&code).map_err(CatalogueError::Invalid)
 }
 
 /// Writes an event about an app to its organization's audit log, in the change's own
 /// transaction; a global app belongs to no organization and has no audit log.
-async fn audit_app(
+pub(crate) async fn audit_app(
     tx: &mut Tx,
     org: Option<&OrgCode>,
     action: AuditAction,
@@ -637,6 +637,8 @@ pub async fn rotate_secret(pool: &PgPool, client_id: &str, grace: Duration) -> R
     })
 }
 
+/// Switches an app on or off. Switching it off also revokes every token it holds; switching it
+/// back on does not bring them back.
 pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Result<AppEnabled> {
     let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
@@ -650,6 +652,9 @@ pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Resul
         .ok_or_else(|| no_app(client_id))?
         .map(stored_org)
         .transpose()?;
+        if !enabled {
+            revocation::cut_off_app(tx.conn(), client_id).await?;
+        }
         let action = match enabled {
             true => AuditAction::AppEnabled,
             false => AuditAction::AppDisabled,
@@ -666,7 +671,8 @@ pub async fn set_enabled(pool: &PgPool, client_id: &str, enabled: bool) -> Resul
     })
 }
 
-/// Deletes the app with its secrets and grants.
+/// Deletes the app with its secrets and grants, and revokes every token it holds (the cutoff
+/// outlives the app until those tokens have expired).
 pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<AppDeleted> {
     let mut tx = Tx::begin_plain(pool).await?;
     let result = async {
@@ -679,6 +685,7 @@ pub async fn delete_app(pool: &PgPool, client_id: &str) -> Result<AppDeleted> {
         .ok_or_else(|| no_app(client_id))?
         .map(stored_org)
         .transpose()?;
+        revocation::cut_off_app(tx.conn(), client_id).await?;
         let details = json!({"app_client_id": client_id});
         audit_app(&mut tx, org.as_ref(), AuditAction::AppDeleted, details).await?;
         Ok::<_, CatalogueError>(())

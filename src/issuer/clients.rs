@@ -30,6 +30,7 @@ pub struct ApiGrant {
 
 /// An app, its live secrets and, when the audience names an API, that API and the grant.
 pub struct ClientLookup {
+    /// False when the app, or its organization, is switched off.
     pub enabled: bool,
     pub org_code: Option<String>,
     /// Each secret that was live when read.
@@ -82,12 +83,14 @@ pub async fn find(
     // Columns of the left-joined tables are null when there is no such row.
     let rows = sqlx::query_as!(
         Row,
-        r#"select a.enabled, a.org_code, s.salt as "salt?", s.secret_hash as "secret_hash?",
+        r#"select a.enabled and o.disabled_at is null as "enabled!", a.org_code,
+                  s.salt as "salt?", s.secret_hash as "secret_hash?",
                   s.expires_at, ap.id is not null as "api_found!",
                   coalesce(ap.token_lifetime_secs::bigint, $3::bigint) as "lifetime!",
                   ap.signing_alg as "signing_alg?", g.scopes as "scopes?",
                   a.jwks, a.require_dpop
              from m2m_apps a
+             left join organizations o on o.code = a.org_code
              left join client_secrets s
                on s.client_id = a.client_id and (s.expires_at is null or s.expires_at > now())
              left join apis ap on ap.audience = $2

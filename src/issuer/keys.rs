@@ -116,9 +116,15 @@ struct KeySet {
     verify: HashMap<String, Arc<VerifyKey>>,
 }
 
+/// `last_signed_at` is written at most this often per key and process, so the true last
+/// signature is never later than the recorded one plus this.
+pub const SIGNED_AT_EVERY: Duration = Duration::from_secs(10);
+
 /// The issuer's keys as this process knows them.
 pub struct KeyStore {
     pool: PgPool,
+    /// Per kid: when this process last wrote `last_signed_at` for it.
+    signed_recorded: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     /// Tokens live at most this long unless an API says longer.
     default_lifetime: Duration,
     state: RwLock<KeySet>,
@@ -231,8 +237,9 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<RotatedKeys> {
 pub struct KeyInfo {
     pub kid: String,
     pub alg: String,
-    /// `signing` while it signs new tokens, `retired` once a newer key replaced it.
-    #[schema(examples("signing", "retired"))]
+    /// `signing` while it signs new tokens, `retired` once a newer key replaced it, `revoked`
+    /// once revoked (out of the JWKS, its tokens refused).
+    #[schema(examples("signing", "retired", "revoked"))]
     pub status: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -248,7 +255,9 @@ pub async fn list(pool: &PgPool) -> anyhow::Result<KeyList> {
     let keys = sqlx::query_as!(
         KeyInfo,
         r#"select kid, alg,
-                  case when retired_at is null then 'signing' else 'retired' end as "status!",
+                  case when revoked_at is not null then 'revoked'
+                       when retired_at is null then 'signing'
+                       else 'retired' end as "status!",
                   created_at, retired_at
              from signing_keys
             order by created_at desc, kid"#,
@@ -284,6 +293,33 @@ pub async fn ensure_key_in(conn: &mut PgConnection, alg: SigningAlgorithm) -> an
             .context("storing a signing key")?;
     }
     Ok(())
+}
+
+/// Adds a new key for `alg` that signs from now on, and revokes `kid` (retired at once, left
+/// out of the JWKS): the emergency replacement of a leaked key. Returns the new kid.
+pub async fn replace_and_revoke(
+    pool: &PgPool,
+    alg: SigningAlgorithm,
+    kid: &str,
+) -> anyhow::Result<String> {
+    let key = spawn_blocking_with_tracing(move || generate(alg)).await??;
+    let mut tx = Tx::begin_plain(pool).await?;
+    let result = async {
+        store_key(tx.conn(), alg, &key, true).await?;
+        sqlx::query!(
+            "update signing_keys
+                set revoked_at = coalesce(revoked_at, now()),
+                    retired_at = coalesce(retired_at, now())
+              where kid = $1",
+            kid
+        )
+        .execute(tx.conn())
+        .await?;
+        Ok::<_, sqlx::Error>(())
+    }
+    .await;
+    tx.finish(result).await.context("revoking a signing key")?;
+    Ok(key.0)
 }
 
 /// Generates a key off the runtime and stores it. With `retire_others` it replaces the active
@@ -334,11 +370,22 @@ async fn store_key(
     Ok(())
 }
 
+async fn record_signed(pool: &PgPool, kid: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update signing_keys set last_signed_at = greatest(last_signed_at, now()) where kid = $1",
+        kid
+    )
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
 impl KeyStore {
     /// An empty store; [`KeyStore::ensure_and_reload`] fills it.
     pub fn new(pool: PgPool, default_lifetime: Duration) -> Arc<Self> {
         Arc::new(Self {
             pool,
+            signed_recorded: Default::default(),
             default_lifetime,
             state: RwLock::new(KeySet::default()),
             generation: Default::default(),
@@ -353,16 +400,21 @@ impl KeyStore {
 
     /// Re-reads the published keys and the current signer.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        // The private key only of the keys that still sign.
+        // The private key only of the keys that still sign. A retired key stays published
+        // until the longest lifetime has passed since it last signed, as recorded (a record
+        // is at most SIGNED_AT_EVERY behind); a revoked key never is.
         let rows = sqlx::query!(
             "select kid, alg, case when retired_at is null then private_der end as private_der,
                     public_jwk
                from signing_keys
-              where retired_at is null
-                 or retired_at > now() - make_interval(secs => greatest($1::double precision,
-                      (select coalesce(max(token_lifetime_secs), 0) from apis)))
+              where revoked_at is null
+                and (retired_at is null
+                     or greatest(retired_at, last_signed_at + make_interval(secs => $2))
+                        > now() - make_interval(secs => greatest($1::double precision,
+                            (select coalesce(max(token_lifetime_secs), 0) from apis))))
               order by created_at desc",
             self.default_lifetime.as_secs_f64(),
+            SIGNED_AT_EVERY.as_secs_f64(),
         )
         .fetch_all(&self.pool)
         .await
@@ -404,6 +456,43 @@ impl KeyStore {
             .signers
             .get(&alg)
             .cloned()
+    }
+
+    /// Records that `kid` just signed a token: `last_signed_at` is written in the background,
+    /// at most once per [`SIGNED_AT_EVERY`] (never on every token).
+    pub fn note_signed(&self, kid: &str) {
+        {
+            let mut recorded = self.signed_recorded.lock().expect("key lock poisoned");
+            if recorded
+                .get(kid)
+                .is_some_and(|at| at.elapsed() < SIGNED_AT_EVERY)
+            {
+                return;
+            }
+            recorded.insert(kid.to_owned(), std::time::Instant::now());
+        }
+        let (pool, kid) = (self.pool.clone(), kid.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = record_signed(&pool, &kid).await {
+                tracing::warn!(error = %e, %kid, "recording when a key last signed failed");
+            }
+        });
+    }
+
+    /// Writes `last_signed_at` now for every key this process signed with (a short-lived
+    /// process, `orgwall token`, calls it before it exits).
+    pub async fn flush_signed(&self) -> anyhow::Result<()> {
+        let kids: Vec<String> = self
+            .signed_recorded
+            .lock()
+            .expect("key lock poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        for kid in kids {
+            record_signed(&self.pool, &kid).await?;
+        }
+        Ok(())
     }
 
     /// The public JWKS document: public keys only.

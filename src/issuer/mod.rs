@@ -8,8 +8,10 @@ pub mod keybound;
 pub mod keys;
 pub mod notifications;
 pub mod ratelimit;
+pub mod revocation;
 pub mod secrets;
 pub mod token;
+pub mod token_status;
 
 use std::sync::Arc;
 
@@ -38,8 +40,9 @@ impl Issuer {
         if let Err(e) = keys.ensure_and_reload().await {
             tracing::warn!(error = %format!("{e:#}"), "signing keys not loaded yet; retrying in the background");
         }
+        // `serve` feeds the cache and the keys from notifications (see `startup`); a command
+        // that issues one token needs neither.
         let cache = Arc::new(cache::LookupCache::default());
-        notifications::spawn(&pool, &keys, &cache);
         keybound::spawn_purge(pool.clone());
         Arc::new(Self {
             pool,
@@ -57,6 +60,14 @@ impl Issuer {
 
     pub fn token_endpoint(&self) -> String {
         format!("{}/oauth2/token", self.public_url)
+    }
+
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}/oauth2/revoke", self.public_url)
+    }
+
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/oauth2/introspect", self.public_url)
     }
 
     pub fn jwks_uri(&self) -> String {

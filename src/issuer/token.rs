@@ -274,6 +274,7 @@ impl Issuer {
         let access_token = signer
             .sign(&header, &claims)
             .map_err(TokenError::server_error)?;
+        self.keys.note_signed(&signer.kid);
         tracing::info!(client_id = %Untrusted(client_id), kid = %signer.kid, "access token issued");
         Ok(TokenResponse {
             access_token,

@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::issuer::catalogue::{NewApi, TokenLifetime};
-use crate::issuer::{Issuer, catalogue, keybound, keys};
+use crate::issuer::{Issuer, catalogue, keybound, keys, revocation};
 
 /// The configured admin token, registered as app data.
 #[derive(Clone)]
@@ -40,20 +40,25 @@ impl FromRequest for Admin {
         let expected = req
             .app_data::<AdminToken>()
             .expect("BUG: AdminToken not registered");
-        // The resource API's parser: one Authorization header, scheme Bearer, one token.
-        let presented = bearer_token(req).ok().flatten();
-        // Compare digests so that neither content nor length leaks through timing.
-        let ok = presented.is_some_and(|p| {
-            let a = digest(&SHA256, p.as_bytes());
-            let b = digest(&SHA256, expected.0.expose_secret().as_bytes());
-            bool::from(a.as_ref().ct_eq(b.as_ref()))
-        });
-        std::future::ready(if ok {
+        std::future::ready(if presents_admin_token(req, expected) {
             Ok(Admin)
         } else {
             Err(ApiError::Unauthorized("A valid admin token is required"))
         })
     }
+}
+
+/// Whether the request carries `Authorization: Bearer <ADMIN_TOKEN>` (also what the
+/// introspection endpoint accepts from the operator).
+pub fn presents_admin_token(req: &HttpRequest, expected: &AdminToken) -> bool {
+    // The resource API's parser: one Authorization header, scheme Bearer, one token.
+    let presented = bearer_token(req).ok().flatten();
+    // Compare digests so that neither content nor length leaks through timing.
+    presented.is_some_and(|p| {
+        let a = digest(&SHA256, p.as_bytes());
+        let b = digest(&SHA256, expected.0.expose_secret().as_bytes());
+        bool::from(a.as_ref().ct_eq(b.as_ref()))
+    })
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -82,6 +87,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/orgs", web::get().to(list_orgs))
             .route("/orgs", web::post().to(create_org))
             .route("/orgs/{org_code}/users", web::post().to(add_user))
+            .route("/orgs/{org_code}/disable", web::post().to(disable_org))
+            .route("/orgs/{org_code}/enable", web::post().to(enable_org))
             .route("/apps", web::get().to(list_apps))
             .route("/apps", web::post().to(create_app))
             .route("/apps/{client_id}", web::delete().to(delete_app))
@@ -94,8 +101,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/apps/{client_id}/disable", web::post().to(disable))
             .route("/apps/{client_id}/enable", web::post().to(enable))
             .route("/apps/{client_id}/token", web::post().to(token))
+            .route(
+                "/apps/{client_id}/revoke-tokens",
+                web::post().to(revoke_app_tokens),
+            )
+            .route("/tokens/revoke", web::post().to(revoke_token))
             .route("/keys", web::get().to(list_keys))
-            .route("/keys/rotate", web::post().to(rotate_keys)),
+            .route("/keys/rotate", web::post().to(rotate_keys))
+            .route("/keys/{kid}/revoke", web::post().to(revoke_key)),
     );
 }
 
@@ -394,4 +407,69 @@ async fn list_keys(_: Admin, issuer: web::Data<Issuer>) -> Result<HttpResponse, 
     Ok(ok(keys::list(&issuer.pool)
         .await
         .map_err(ApiError::Internal)?))
+}
+
+async fn revoke_app_tokens(
+    _: Admin,
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok(revocation::revoke_app_tokens(&issuer.pool, &path).await?))
+}
+
+async fn switch_org(
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+    disabled: bool,
+) -> Result<HttpResponse, ApiError> {
+    let org = OrgCode::parse(&path).map_err(ApiError::BadRequest)?;
+    Ok(ok(revocation::set_org_disabled(
+        &issuer.pool,
+        &org,
+        disabled,
+    )
+    .await?))
+}
+
+async fn disable_org(
+    _: Admin,
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    switch_org(path, issuer, true).await
+}
+
+async fn enable_org(
+    _: Admin,
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    switch_org(path, issuer, false).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeTokenIn {
+    token: String,
+}
+
+async fn revoke_token(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Payload,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let input: RevokeTokenIn = read_json(&req, body).await?;
+    Ok(ok(issuer.revoke_token(&input.token).await?))
+}
+
+async fn revoke_key(
+    _: Admin,
+    path: web::Path<String>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, ApiError> {
+    let revoked = revocation::revoke_key(&issuer.pool, &path).await?;
+    // Out of this instance's JWKS now; the others follow on the notification.
+    issuer.keys.reload().await.map_err(ApiError::Internal)?;
+    Ok(ok(revoked))
 }

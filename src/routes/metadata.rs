@@ -8,6 +8,14 @@ use crate::auth::dpop;
 use crate::error::ApiError;
 use crate::issuer::{Issuer, catalogue};
 
+/// How clients authenticate at the token, revocation and introspection endpoints (one
+/// implementation for all three).
+const CLIENT_AUTH_METHODS: [&str; 3] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+
 pub async fn discovery(issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiError> {
     let scopes = catalogue::scope_names(&issuer.pool).await?;
     Ok(HttpResponse::Ok()
@@ -17,11 +25,18 @@ pub async fn discovery(issuer: web::Data<Issuer>) -> Result<HttpResponse, ApiErr
             "token_endpoint": issuer.token_endpoint(),
             "jwks_uri": issuer.jwks_uri(),
             "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported":
-                ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
             "token_endpoint_auth_signing_alg_values_supported":
                 dpop::signing_algorithms().collect::<Vec<_>>(),
             "dpop_signing_alg_values_supported": dpop::signing_algorithms().collect::<Vec<_>>(),
+            "revocation_endpoint": issuer.revocation_endpoint(),
+            "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+            "revocation_endpoint_auth_signing_alg_values_supported":
+                dpop::signing_algorithms().collect::<Vec<_>>(),
+            "introspection_endpoint": issuer.introspection_endpoint(),
+            "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+            "introspection_endpoint_auth_signing_alg_values_supported":
+                dpop::signing_algorithms().collect::<Vec<_>>(),
             "scopes_supported": scopes,
             "response_types_supported": ["token"],
             "id_token_signing_alg_values_supported": ["RS256"],

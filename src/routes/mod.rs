@@ -7,6 +7,7 @@ pub mod health;
 pub mod metadata;
 pub mod openapi;
 pub mod records;
+pub mod revocation;
 pub mod token;
 pub mod users;
 
@@ -50,7 +51,9 @@ pub fn configure_issuer(cfg: &mut web::ServiceConfig) {
     )
     .route("/.well-known/jwks.json", web::get().to(metadata::jwks))
     .route("/.well-known/jwks", web::get().to(metadata::jwks))
-    .service(web::resource("/oauth2/token").route(web::post().to(token::token_endpoint)));
+    .service(web::resource("/oauth2/token").route(web::post().to(token::token_endpoint)))
+    .service(web::resource("/oauth2/revoke").route(web::post().to(revocation::revoke)))
+    .service(web::resource("/oauth2/introspect").route(web::post().to(revocation::introspect)));
 }
 
 /// The one place a catalogue outcome becomes an HTTP answer (the CLI prints the same errors

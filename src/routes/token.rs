@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -16,6 +17,7 @@ use serde_json::json;
 
 use crate::body::{BodyError, read_bytes};
 use crate::client_addr;
+use crate::issuer::clients::ClientLookup;
 use crate::issuer::keybound::PresentedAssertion;
 use crate::issuer::token::{TokenError, TokenResponse, truncate};
 use crate::issuer::{Issuer, secrets};
@@ -51,12 +53,12 @@ const MAX_PARAMETERS: usize = 100;
 const MAX_CLIENT_ID_LEN: usize = 128;
 
 /// The form's parameters, each at most once (RFC 6749 §3.2).
-struct Form(Vec<(String, String)>);
+pub struct Form(Vec<(String, String)>);
 
 impl Form {
     /// Linear in the body: the parameters are counted before anything is decoded, and repeats
     /// are found with a hash set.
-    fn parse(body: &[u8]) -> Result<Self, TokenError> {
+    pub fn parse(body: &[u8]) -> Result<Self, TokenError> {
         // The form decoder skips empty pieces between `&`s; so does this count.
         let parameters = body
             .split(|&b| b == b'&')
@@ -88,7 +90,7 @@ impl Form {
         Ok(Self(pairs))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -140,7 +142,8 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<Form, TokenError> {
+/// Reads a form-encoded body (the token, revocation and introspection requests).
+pub async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<Form, TokenError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -187,11 +190,22 @@ pub async fn token_endpoint(
         .json(issued))
 }
 
-async fn client_credentials(
+/// A client that proved who it is, with what the issuer read about it.
+pub struct AuthenticatedClient {
+    pub client_id: String,
+    pub app: Arc<ClientLookup>,
+}
+
+/// Client authentication, the same for every issuer endpoint that takes it (token,
+/// revocation, introspection): HTTP Basic or the form (never both), the failure limiter, then
+/// the app and its secret in one lookup. `audience` rides along so that the token endpoint
+/// reads the app, its API and grant in the same round trip; other endpoints pass `""`.
+pub async fn authenticate_client(
     req: &HttpRequest,
     form: &Form,
     issuer: &Issuer,
-) -> Result<TokenResponse, TokenError> {
+    audience: &str,
+) -> Result<AuthenticatedClient, TokenError> {
     // Client authentication: Basic, the form's secret or a client assertion; exactly one.
     let basic = match req.headers().get(header::AUTHORIZATION) {
         Some(v) => basic_credentials(v)?,
@@ -251,17 +265,8 @@ async fn client_credentials(
     };
     issuer.limiter.check(addr, &client_id).map_err(slow_down)?;
 
-    let audience = match (form.get("audience"), form.get("resource")) {
-        (Some(a), Some(r)) if a != r => {
-            return Err(TokenError::invalid_request(
-                "'audience' and 'resource' name different APIs",
-            ));
-        }
-        (Some(a), _) | (None, Some(a)) => Some(a),
-        (None, None) => None,
-    };
     // One round trip: the app, its live secrets, the API and the grant.
-    let found = issuer.lookup(&client_id, audience.unwrap_or("")).await?;
+    let found = issuer.lookup(&client_id, audience).await?;
     let authenticated = match (&credential, &found) {
         (Credential::Secret(secret), found) => {
             let ok = found.as_ref().is_some_and(|f| f.authenticates(secret));
@@ -277,28 +282,17 @@ async fn client_credentials(
         }
         (Credential::Assertion(_), None) => false,
     };
-    if !authenticated {
-        tracing::info!(client_id = %Untrusted(&client_id), %addr, "client authentication failed");
-        issuer
-            .limiter
-            .record_failure(addr, &client_id)
-            .map_err(slow_down)?;
-        return Err(with_challenge(TokenError::invalid_client()));
+    match found {
+        Some(app) if authenticated => Ok(AuthenticatedClient { client_id, app }),
+        _ => {
+            tracing::info!(client_id = %Untrusted(&client_id), %addr, "client authentication failed");
+            issuer
+                .limiter
+                .record_failure(addr, &client_id)
+                .map_err(slow_down)?;
+            Err(with_challenge(TokenError::invalid_client()))
+        }
     }
-    let Some(audience) = audience else {
-        return Err(TokenError::invalid_request(
-            "Missing 'audience' (or 'resource')",
-        ));
-    };
-    let found = found.expect("authenticated above");
-    let jkt = issuer.token_request_dpop(req, &found).await?;
-    issuer.issue_bound(
-        &client_id,
-        audience,
-        form.get("scope"),
-        &found,
-        jkt.as_deref(),
-    )
 }
 
 /// How the client proved who it is.
@@ -306,6 +300,36 @@ enum Credential {
     Secret(SecretString),
     /// A client assertion (RFC 7523 §2.2), the app's keys verify it.
     Assertion(String),
+}
+
+async fn client_credentials(
+    req: &HttpRequest,
+    form: &Form,
+    issuer: &Issuer,
+) -> Result<TokenResponse, TokenError> {
+    let audience = match (form.get("audience"), form.get("resource")) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(TokenError::invalid_request(
+                "'audience' and 'resource' name different APIs",
+            ));
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    };
+    let client = authenticate_client(req, form, issuer, audience.unwrap_or("")).await?;
+    let Some(audience) = audience else {
+        return Err(TokenError::invalid_request(
+            "Missing 'audience' (or 'resource')",
+        ));
+    };
+    let jkt = issuer.token_request_dpop(req, &client.app).await?;
+    issuer.issue_bound(
+        &client.client_id,
+        audience,
+        form.get("scope"),
+        &client.app,
+        jkt.as_deref(),
+    )
 }
 
 #[cfg(test)]

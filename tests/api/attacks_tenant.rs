@@ -13,7 +13,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 use crate::helpers::{TestApp, ctx};
 
 const TENANT_TABLES: [&str; 4] = ["records", "org_users", "tenant_counters", "audit_events"];
-const CATALOGUE_TABLES: [&str; 7] = [
+const CATALOGUE_TABLES: [&str; 10] = [
     "apis",
     "api_scopes",
     "organizations",
@@ -21,6 +21,9 @@ const CATALOGUE_TABLES: [&str; 7] = [
     "client_secrets",
     "app_grants",
     "signing_keys",
+    "app_token_cutoffs",
+    "org_token_cutoffs",
+    "revoked_tokens",
 ];
 
 /// Tables holding tenant data: those with an `org_code` that `orgwall_tenant` can reach (at
