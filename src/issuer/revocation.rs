@@ -36,7 +36,7 @@ pub const REREAD_EVERY: Duration = Duration::from_secs(2);
 type Result<T, E = CatalogueError> = std::result::Result<T, E>;
 
 /// `app revoke-tokens`: every token issued to the app so far is revoked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppTokensRevoked {
     pub client_id: String,
     /// Unix seconds: tokens issued at or before it are refused.
@@ -44,7 +44,7 @@ pub struct AppTokensRevoked {
 }
 
 /// `org disable` / `org enable`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrgSwitched {
     pub code: String,
     pub disabled: bool,
@@ -54,7 +54,7 @@ pub struct OrgSwitched {
 }
 
 /// `token revoke`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenRevoked {
     pub jti: String,
     pub client_id: String,
@@ -63,7 +63,7 @@ pub struct TokenRevoked {
 }
 
 /// `keys revoke`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyRevoked {
     pub kid: String,
     pub revoked: bool,

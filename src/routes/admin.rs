@@ -447,9 +447,9 @@ async fn enable_org(
     switch_org(path, issuer, false).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RevokeTokenIn {
+pub struct RevokeTokenIn {
     token: String,
 }
 

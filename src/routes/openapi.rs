@@ -46,7 +46,31 @@ pub fn document(parts: Parts) -> serde_json::Value {
     add_request_id_header(&mut doc);
     let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
     add_dpop(&mut doc);
+    drop_undeclared_schemes(&mut doc);
     doc
+}
+
+/// A requirement may name only a scheme this document declares: without the admin API,
+/// introspection's operator alternative (the admin token) goes.
+fn drop_undeclared_schemes(doc: &mut serde_json::Value) {
+    let declared: Vec<String> = doc["components"]["securitySchemes"]
+        .as_object()
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|i| i.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
+            if let Some(security) = op.get_mut("security").and_then(|s| s.as_array_mut()) {
+                security.retain(|r| {
+                    r.as_object()
+                        .is_some_and(|r| r.keys().all(|name| declared.contains(name)))
+                });
+            }
+        }
+    }
 }
 
 /// DPoP (RFC 9449): every operation that takes a bearer token also takes a DPoP-bound one, as
@@ -231,6 +255,10 @@ pub struct ServerMetadata {
     pub subject_types_supported: Vec<String>,
     /// For `private_key_jwt` assertions.
     pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    pub revocation_endpoint: Option<String>,
+    pub revocation_endpoint_auth_methods_supported: Option<Vec<String>>,
+    pub introspection_endpoint: Option<String>,
+    pub introspection_endpoint_auth_methods_supported: Option<Vec<String>>,
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
@@ -294,6 +322,63 @@ pub struct TokenRequest {
     /// `private_key_jwt`: a JWT signed by one of the app's registered keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_assertion: Option<String>,
+}
+
+/// A revocation (RFC 7009) or introspection (RFC 7662) request, form-encoded. The client
+/// authenticates as at the token endpoint; at introspection the operator may instead send
+/// `Authorization: Bearer <ADMIN_TOKEN>`.
+#[derive(Serialize, ToSchema)]
+pub struct TokenStatusRequest {
+    /// The access token asked about.
+    pub token: String,
+    /// Accepted and ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type_hint: Option<String>,
+    /// `client_secret_post`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// `client_secret_post`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed by one of the app's registered keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion: Option<String>,
+}
+
+/// An introspection answer (RFC 7662): `{"active": false}` alone, or the active token's claims.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `Bearer` or `DPoP`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// When the token is scoped to an organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_code: Option<String>,
+    /// When the token is DPoP-bound: `{"jkt": "<key thumbprint>"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cnf: Option<serde_json::Value>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -581,6 +666,8 @@ struct ResourceApiDoc;
         paths::jwks_json,
         paths::jwks,
         paths::token,
+        paths::revoke,
+        paths::introspect,
     ),
     components(
         schemas(OAuthError),
@@ -609,8 +696,13 @@ struct IssuerDoc;
         paths::disable_app,
         paths::enable_app,
         paths::app_token,
+        paths::revoke_app_tokens,
+        paths::disable_org,
+        paths::enable_org,
+        paths::revoke_token,
         paths::list_keys,
         paths::rotate_keys,
+        paths::revoke_key,
         paths::console_page,
         paths::console_asset,
     ),
@@ -633,9 +725,11 @@ mod paths {
     };
     use crate::issuer::keybound::{KeysOut, NewKeyApp};
     use crate::issuer::keys::{KeyList, RotatedKeys};
+    use crate::issuer::revocation::{AppTokensRevoked, KeyRevoked, OrgSwitched, TokenRevoked};
     use crate::issuer::token::TokenResponse;
     use crate::routes::admin::{
-        AddScope, AddUser, Authorize, CreateApi, CreateApp, CreateOrg, Rotate, TokenIn,
+        AddScope, AddUser, Authorize, CreateApi, CreateApp, CreateOrg, RevokeTokenIn, Rotate,
+        TokenIn,
     };
     use crate::routes::records::RecordInput;
 
@@ -865,6 +959,44 @@ mod paths {
             (status = 503, response = OAuthUnavailable),
         ))]
     fn token() {}
+
+    /// Revoke a token (RFC 7009)
+    ///
+    /// The client's own valid token is revoked; another client's valid token is
+    /// `unauthorized_client` and stays valid; anything else changes nothing.
+    #[utoipa::path(post, path = "/oauth2/revoke", tag = "issuer",
+        request_body(content = TokenStatusRequest, content_type = "application/x-www-form-urlencoded"),
+        security(("client_secret_basic" = []), ()),
+        responses(
+            (status = 200, description = "Revoked, or nothing to revoke (empty body)", headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+            (status = 400, response = OAuthBadRequest),
+            (status = 401, response = OAuthUnauthorized),
+            (status = 429, response = SlowDown),
+            (status = 503, response = OAuthUnavailable),
+        ))]
+    fn revoke() {}
+
+    /// Introspect a token (RFC 7662)
+    ///
+    /// `{"active": false}` for a token that is not accepted now or that the caller may not
+    /// see; otherwise `active: true` with the token's claims and `token_type`. The caller is an
+    /// app (authenticated as at the token endpoint) or the operator (the admin token).
+    #[utoipa::path(post, path = "/oauth2/introspect", tag = "issuer",
+        request_body(content = TokenStatusRequest, content_type = "application/x-www-form-urlencoded"),
+        security(("client_secret_basic" = []), ("admin_token" = []), ()),
+        responses(
+            (status = 200, description = "Whether the token is active, and its claims when it is",
+                body = Introspection, headers(
+                    ("Cache-Control" = String, description = "`no-store`"),
+                )),
+            (status = 400, response = OAuthBadRequest),
+            (status = 401, response = OAuthUnauthorized),
+            (status = 429, response = SlowDown),
+            (status = 503, response = OAuthUnavailable),
+        ))]
+    fn introspect() {}
 
     /// List APIs
     #[utoipa::path(get, path = "/admin/apis", tag = "admin",
@@ -1098,6 +1230,65 @@ mod paths {
         ))]
     fn app_token() {}
 
+    /// Revoke every token issued to an app so far
+    #[utoipa::path(post, path = "/admin/apps/{client_id}/revoke-tokens", tag = "admin",
+        params(("client_id" = String, Path)),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Revoked", body = AppTokensRevoked),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ))]
+    fn revoke_app_tokens() {}
+
+    /// Switch an organization off
+    ///
+    /// Its apps get no tokens, every token carrying its code is refused, and those issued so
+    /// far stay revoked after it is switched back on.
+    #[utoipa::path(post, path = "/admin/orgs/{org_code}/disable", tag = "admin",
+        params(("org_code" = OrgCode, Path)),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Disabled", body = OrgSwitched),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ))]
+    fn disable_org() {}
+
+    /// Switch an organization back on
+    #[utoipa::path(post, path = "/admin/orgs/{org_code}/enable", tag = "admin",
+        params(("org_code" = OrgCode, Path)),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Enabled", body = OrgSwitched),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ))]
+    fn enable_org() {}
+
+    /// Revoke one token
+    ///
+    /// By its `jti`, until its `exp`; a token this orgwall did not sign, or an expired one,
+    /// is a 400 saying why.
+    #[utoipa::path(post, path = "/admin/tokens/revoke", tag = "admin",
+        request_body = RevokeTokenIn,
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Revoked", body = TokenRevoked),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 413, response = PayloadTooLarge),
+            (status = 415, response = UnsupportedMediaType),
+            (status = 503, response = Unavailable),
+        ))]
+    fn revoke_token() {}
+
     /// List signing keys
     #[utoipa::path(get, path = "/admin/keys", tag = "admin",
         security(("admin_token" = [])),
@@ -1117,6 +1308,22 @@ mod paths {
             (status = 503, response = Unavailable),
         ))]
     fn rotate_keys() {}
+
+    /// Revoke a signing key
+    ///
+    /// It leaves the JWKS at once and every instance refuses its tokens within 5 seconds; a
+    /// key that was signing is first replaced by a new one.
+    #[utoipa::path(post, path = "/admin/keys/{kid}/revoke", tag = "admin",
+        params(("kid" = String, Path)),
+        security(("admin_token" = [])),
+        responses(
+            (status = 200, description = "Revoked", body = KeyRevoked),
+            (status = 400, response = BadRequest),
+            (status = 401, response = AdminUnauthorized),
+            (status = 404, response = NotFound),
+            (status = 503, response = Unavailable),
+        ))]
+    fn revoke_key() {}
 
     /// The console's page
     ///

@@ -47,6 +47,19 @@ fn assert_valid_openapi_31(doc: &Value) {
             panic!("the schema at {at} is not JSON Schema 2020-12: {e}");
         }
     }
+    let declared = &doc["components"]["securitySchemes"];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for requirement in op["security"].as_array().into_iter().flatten() {
+                for name in requirement.as_object().unwrap().keys() {
+                    assert!(
+                        declared[name].is_object(),
+                        "{method} {path} requires the undeclared scheme {name}"
+                    );
+                }
+            }
+        }
+    }
     for r in refs {
         let pointer = r
             .strip_prefix('#')
