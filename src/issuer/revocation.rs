@@ -330,7 +330,7 @@ async fn refresh(pool: PgPool, state: Weak<RevocationState>, wake: Arc<Notify>) 
 
 /// Revokes a signing key: it leaves the JWKS and every token it signed is refused. A key that
 /// was signing is first replaced by a new one of its algorithm, so issuance never stops.
-#[tracing::instrument(skip_all, fields(%kid))]
+#[tracing::instrument(skip_all, fields(kid = %crate::telemetry::Untrusted(kid)))]
 pub async fn revoke_key(pool: &PgPool, kid: &str) -> Result<KeyRevoked> {
     let key = sqlx::query!(
         "select alg, retired_at is null as \"signing!\" from signing_keys where kid = $1",

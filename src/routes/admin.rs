@@ -447,6 +447,7 @@ async fn enable_org(
     switch_org(path, issuer, false).await
 }
 
+/// A token to revoke.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeTokenIn {

@@ -20,7 +20,7 @@ use crate::client_addr;
 use crate::issuer::clients::ClientLookup;
 use crate::issuer::keybound::PresentedAssertion;
 use crate::issuer::token::{TokenError, TokenResponse, truncate};
-use crate::issuer::{Issuer, secrets};
+use crate::issuer::{Issuer, ratelimit, secrets};
 use crate::telemetry::Untrusted;
 
 impl ResponseError for TokenError {
@@ -47,10 +47,6 @@ impl ResponseError for TokenError {
 
 /// The most parameters a form may carry; the token request needs at most seven.
 const MAX_PARAMETERS: usize = 100;
-
-/// The longest `client_id` (in bytes) worth looking up: a longer one is `invalid_client` before
-/// it is counted by the failure limiter or logged.
-const MAX_CLIENT_ID_LEN: usize = 128;
 
 /// The form's parameters, each at most once (RFC 6749 §3.2).
 pub struct Form(Vec<(String, String)>);
@@ -247,8 +243,9 @@ pub async fn authenticate_client(
         e
     };
 
-    // Nothing longer is registered: refused before it costs the limiter memory or the log space.
-    if client_id.len() > MAX_CLIENT_ID_LEN {
+    // Nothing longer is registered: refused before the failure limiter counts it or the log
+    // shows it.
+    if client_id.len() > ratelimit::MAX_CLIENT_ID_LEN {
         return Err(with_challenge(TokenError::invalid_client()));
     }
 

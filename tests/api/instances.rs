@@ -117,7 +117,7 @@ impl Drop for Instance {
 /// tutorial's org_acme app, set up through the first.
 async fn two_instances() -> (TestApp, Instance, Instance, String, String) {
     let owner = TestApp::spawn().await;
-    let database = format!("{}/{}", server_url(), owner.db.name);
+    let database = owner.db.url.clone();
     let a = Instance::start(&database, "orgwall-listen-a").await;
     let b = Instance::start(&database, "orgwall-listen-b").await;
     let (id, secret) = owner

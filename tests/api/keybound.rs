@@ -330,7 +330,7 @@ async fn every_assertion_failure_is_the_same_invalid_client() {
         ),
         (
             "lives too long",
-            key.assertion_with(&with("exp", json!(now() + 3661))),
+            key.assertion_with(&with("exp", json!(now() + 3600 + 300))),
         ),
         (
             "not yet valid",
@@ -944,4 +944,54 @@ async fn an_external_issuers_token_with_cnf_jkt_is_held_to_the_same_rules() {
     mtls["cnf"] = json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
     let (_, body) = json_of(app.get(path, Some(&app.issuer.mint(&mtls))).await, 401).await;
     assert_eq!(body["message"], "Invalid or expired token");
+}
+
+#[tokio::test]
+async fn a_key_bound_app_introspects_and_revokes_its_token_with_assertions() {
+    let app = TestApp::spawn_issuer().await;
+    let key = ClientKey::ec();
+    let id = app.key_app(&[&key], false).await;
+    let assertion = |aud: &str| key.assertion_with(&ClientKey::assertion_claims(&id, aud));
+    let (_, body) = json_of(
+        app.assertion_request(&assertion(&app.token_endpoint()), &[], None)
+            .await,
+        200,
+    )
+    .await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let post = |path: &str, assertion: String| {
+        app.http
+            .post(app.url(path))
+            .form(&[
+                ("token", token.as_str()),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+    };
+    let issuer = app.settings.public_url.clone();
+    let (_, seen) = json_of(
+        post("/oauth2/introspect", assertion(&issuer))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["client_id"], id.as_str());
+    let res = post("/oauth2/revoke", assertion(&issuer)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, seen) = json_of(
+        post("/oauth2/introspect", assertion(&issuer))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(seen, json!({"active": false}));
+    // An assertion that does not verify is the token endpoint's invalid_client.
+    let res = post("/oauth2/introspect", "not.an.assertion".into())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, assert_error, server_url, www_authenticate};
+use crate::helpers::{ADMIN_TOKEN, TestApp, assert_error, www_authenticate};
 
 /// Revocations reach the resource API within this (notifications, else the re-read).
 pub const CONVERGE: Duration = Duration::from_secs(5);
@@ -66,7 +66,7 @@ pub fn orgwall(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"))
         .args(args)
         .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", format!("{}/{}", server_url(), app.db.name))
+        .env("DATABASE_URL", &app.db.url)
         .env("PUBLIC_URL", &app.settings.public_url)
         .env("RUST_LOG", "warn")
         .env_remove("ORGWALL_CONFIG")
@@ -484,7 +484,11 @@ async fn discovery_advertises_revocation_and_introspection() {
         meta["introspection_endpoint"],
         json!(format!("{base}/oauth2/introspect"))
     );
-    let methods = json!(["client_secret_basic", "client_secret_post"]);
+    let methods = json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt"
+    ]);
     assert_eq!(meta["revocation_endpoint_auth_methods_supported"], methods);
     assert_eq!(
         meta["introspection_endpoint_auth_methods_supported"],
