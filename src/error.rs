@@ -65,10 +65,18 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if is_unavailable(&e) {
             ApiError::Unavailable(e.into())
+        } else if is_nul_in_text(&e) {
+            ApiError::bad_request("Text values must not contain NUL characters (\\u0000)")
         } else {
             ApiError::Internal(e.into())
         }
     }
+}
+
+/// PostgreSQL text cannot hold NUL (22021, "invalid byte sequence"): a value the client sent
+/// (a path segment, a body field) reached a query with one. The client's mistake, not a 500.
+pub fn is_nul_in_text(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("22021"))
 }
 
 /// Errors that mean "try again later" rather than "we have a bug".

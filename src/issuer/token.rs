@@ -66,6 +66,8 @@ impl From<sqlx::Error> for TokenError {
     fn from(e: sqlx::Error) -> Self {
         if crate::error::is_unavailable(&e) {
             Self::unavailable(e)
+        } else if crate::error::is_nul_in_text(&e) {
+            Self::invalid_request("Parameters must not contain NUL characters")
         } else {
             Self::server_error(e)
         }
@@ -82,7 +84,7 @@ impl std::fmt::Display for TokenError {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
-    #[schema(value_type = String, examples("Bearer"))]
+    #[schema(value_type = String, examples("Bearer", "DPoP"))]
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,

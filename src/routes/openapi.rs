@@ -35,7 +35,7 @@ pub struct Parts {
 }
 
 /// The document for these parts.
-pub fn document(parts: Parts) -> utoipa::openapi::OpenApi {
+pub fn document(parts: Parts) -> serde_json::Value {
     let mut doc = ResourceApiDoc::openapi();
     if parts.issuer {
         doc.merge(IssuerDoc::openapi());
@@ -44,7 +44,68 @@ pub fn document(parts: Parts) -> utoipa::openapi::OpenApi {
         }
     }
     add_request_id_header(&mut doc);
+    let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
+    add_dpop(&mut doc);
+    drop_undeclared_schemes(&mut doc);
     doc
+}
+
+/// A requirement may name only a scheme this document declares: without the admin API,
+/// introspection's operator alternative (the admin token) goes.
+fn drop_undeclared_schemes(doc: &mut serde_json::Value) {
+    let declared: Vec<String> = doc["components"]["securitySchemes"]
+        .as_object()
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|i| i.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
+            if let Some(security) = op.get_mut("security").and_then(|s| s.as_array_mut()) {
+                security.retain(|r| {
+                    r.as_object()
+                        .is_some_and(|r| r.keys().all(|name| declared.contains(name)))
+                });
+            }
+        }
+    }
+}
+
+/// DPoP (RFC 9449): every operation that takes a bearer token also takes a DPoP-bound one, as
+/// `Authorization: DPoP <token>` with a `DPoP` proof header. utoipa has no `DPoP` HTTP scheme,
+/// so it is added to the serialized document.
+fn add_dpop(doc: &mut serde_json::Value) {
+    let mut uses = false;
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|i| i.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
+            let Some(security) = op.get_mut("security").and_then(|s| s.as_array_mut()) else {
+                continue;
+            };
+            let bound: Vec<serde_json::Value> = security
+                .iter()
+                .filter_map(|r| r.get("bearer_jwt"))
+                .map(|scopes| serde_json::json!({"dpop": scopes}))
+                .collect();
+            uses |= !bound.is_empty();
+            security.extend(bound);
+        }
+    }
+    if uses {
+        doc["components"]["securitySchemes"]["dpop"] = serde_json::json!({
+            "type": "http",
+            "scheme": "DPoP",
+            "description": "A DPoP-bound access token (its `cnf.jkt` names a key) as \
+                `Authorization: DPoP <token>`, with a `DPoP` header holding a proof signed by \
+                that key for this request (`htm`, `htu`, `ath`). A bound token sent as Bearer, or \
+                a plain token sent as DPoP, is 401.",
+        });
+    }
 }
 
 /// The serving side: the document of what this app registered, rendered once per variant.
@@ -54,12 +115,8 @@ pub async fn openapi_json(req: HttpRequest) -> HttpResponse {
         issuer: req.app_data::<web::Data<Issuer>>().is_some(),
         admin: req.app_data::<AdminToken>().is_some(),
     };
-    let body =
-        RENDERED[usize::from(parts.issuer) * 2 + usize::from(parts.admin)].get_or_init(|| {
-            document(parts)
-                .to_json()
-                .expect("the OpenAPI document serializes")
-        });
+    let body = RENDERED[usize::from(parts.issuer) * 2 + usize::from(parts.admin)]
+        .get_or_init(|| document(parts).to_string());
     HttpResponse::Ok()
         .content_type("application/json")
         .body(body.clone())
@@ -196,6 +253,13 @@ pub struct ServerMetadata {
     pub response_types_supported: Vec<String>,
     pub id_token_signing_alg_values_supported: Vec<String>,
     pub subject_types_supported: Vec<String>,
+    /// For `private_key_jwt` assertions.
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    pub revocation_endpoint: Option<String>,
+    pub revocation_endpoint_auth_methods_supported: Option<Vec<String>>,
+    pub introspection_endpoint: Option<String>,
+    pub introspection_endpoint_auth_methods_supported: Option<Vec<String>>,
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// The issuer's public signing keys.
@@ -252,6 +316,12 @@ pub struct TokenRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(examples("read:data write:data"))]
     pub scope: Option<String>,
+    /// `private_key_jwt` (RFC 7523): `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed by one of the app's registered keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion: Option<String>,
 }
 
 /// A revocation (RFC 7009) or introspection (RFC 7662) request, form-encoded. The client
@@ -270,6 +340,45 @@ pub struct TokenStatusRequest {
     /// `client_secret_post`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed by one of the app's registered keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion: Option<String>,
+}
+
+/// An introspection answer (RFC 7662): `{"active": false}` alone, or the active token's claims.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `Bearer` or `DPoP`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// When the token is scoped to an organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_code: Option<String>,
+    /// When the token is DPoP-bound: `{"jkt": "<key thumbprint>"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cnf: Option<serde_json::Value>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,10 +436,11 @@ response!(
 response!(
     /// 401 from the resource API (RFC 6750).
     Unauthorized,
-    json_error("No token, or a token that is invalid, expired or revoked").header(
+    json_error("No token, a token that is invalid, expired or revoked, or a bad DPoP proof").header(
         "WWW-Authenticate",
         string_header(
-            "`Bearer realm=\"orgwall\"` without a token, `Bearer error=\"invalid_token\"` for a bad one",
+            "`Bearer realm=\"orgwall\"` without a token, `Bearer error=\"invalid_token\"` for a bad one; \
+             `DPoP error=\"invalid_token\"` or `DPoP error=\"invalid_dpop_proof\"` with DPoP",
         ),
     )
 );
@@ -617,9 +727,9 @@ mod paths {
     use crate::issuer::keys::{KeyList, RotatedKeys};
     use crate::issuer::revocation::{AppTokensRevoked, KeyRevoked, OrgSwitched, TokenRevoked};
     use crate::issuer::token::TokenResponse;
-    use crate::routes::admin::RevokeTokenIn;
     use crate::routes::admin::{
-        AddScope, AddUser, Authorize, CreateApi, CreateApp, CreateOrg, Rotate, TokenIn,
+        AddScope, AddUser, Authorize, CreateApi, CreateApp, CreateOrg, RevokeTokenIn, Rotate,
+        TokenIn,
     };
     use crate::routes::records::RecordInput;
 
@@ -829,9 +939,13 @@ mod paths {
     /// Token endpoint (client credentials)
     ///
     /// OAuth 2.0 client-credentials grant (RFC 6749 section 4.4). The client authenticates
-    /// with HTTP Basic (`client_secret_basic`) or with `client_id` and `client_secret` in the
-    /// form (`client_secret_post`, the empty security requirement), never both.
+    /// with HTTP Basic (`client_secret_basic`), or in the form (the empty security
+    /// requirement): `client_id` and `client_secret` (`client_secret_post`) or a client
+    /// assertion (`private_key_jwt`); never two at once. With a valid `DPoP` proof the token is
+    /// bound to the proof's key and `token_type` is `DPoP`.
     #[utoipa::path(post, path = "/oauth2/token", tag = "issuer",
+        params(("DPoP" = Option<String>, Header,
+            description = "A DPoP proof (RFC 9449) for this request: the token is bound to its key")),
         request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
         security(("client_secret_basic" = []), ()),
         responses(
@@ -867,13 +981,14 @@ mod paths {
     /// Introspect a token (RFC 7662)
     ///
     /// `{"active": false}` for a token that is not accepted now or that the caller may not
-    /// see; otherwise `active: true` with the token's claims and `token_type`.
+    /// see; otherwise `active: true` with the token's claims and `token_type`. The caller is an
+    /// app (authenticated as at the token endpoint) or the operator (the admin token).
     #[utoipa::path(post, path = "/oauth2/introspect", tag = "issuer",
         request_body(content = TokenStatusRequest, content_type = "application/x-www-form-urlencoded"),
         security(("client_secret_basic" = []), ("admin_token" = []), ()),
         responses(
             (status = 200, description = "Whether the token is active, and its claims when it is",
-                body = Object, headers(
+                body = Introspection, headers(
                     ("Cache-Control" = String, description = "`no-store`"),
                 )),
             (status = 400, response = OAuthBadRequest),
@@ -1121,6 +1236,7 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Revoked", body = AppTokensRevoked),
+            (status = 400, response = BadRequest),
             (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
             (status = 503, response = Unavailable),
@@ -1202,6 +1318,7 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Revoked", body = KeyRevoked),
+            (status = 400, response = BadRequest),
             (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
             (status = 503, response = Unavailable),

@@ -47,6 +47,19 @@ fn assert_valid_openapi_31(doc: &Value) {
             panic!("the schema at {at} is not JSON Schema 2020-12: {e}");
         }
     }
+    let declared = &doc["components"]["securitySchemes"];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for requirement in op["security"].as_array().into_iter().flatten() {
+                for name in requirement.as_object().unwrap().keys() {
+                    assert!(
+                        declared[name].is_object(),
+                        "{method} {path} requires the undeclared scheme {name}"
+                    );
+                }
+            }
+        }
+    }
     for r in refs {
         let pointer = r
             .strip_prefix('#')
@@ -596,8 +609,26 @@ fn the_security_schemes_and_error_bodies_are_declared() {
             )
         })
         .collect();
-    assert_eq!(scopes["get"], json!([{"bearer_jwt": ["read:data"]}]));
-    assert_eq!(scopes["post"], json!([{"bearer_jwt": ["write:data"]}]));
+    assert_eq!(
+        scopes["get"],
+        json!([{"bearer_jwt": ["read:data"]}, {"dpop": ["read:data"]}])
+    );
+    assert_eq!(
+        scopes["post"],
+        json!([{"bearer_jwt": ["write:data"]}, {"dpop": ["write:data"]}])
+    );
+    assert_eq!(schemes["dpop"]["type"], "http");
+    assert_eq!(schemes["dpop"]["scheme"], "DPoP");
+    let form = &token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"];
+    let form = &schemas[form["$ref"].as_str().unwrap().rsplit('/').next().unwrap()];
+    for field in [
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+    ] {
+        assert!(form["properties"][field].is_object(), "{field}");
+    }
 }
 
 /// Found by schemathesis: jsonb writes a number in plain notation (1.7976931348623157e308 as
@@ -643,4 +674,62 @@ fn the_service_itself_parses_floats_exactly() {
         .find(|l| l.starts_with("serde_json "))
         .expect("serde_json is a dependency");
     assert!(serde_json.contains("\"float_roundtrip\""), "{serde_json}");
+}
+
+/// Found by schemathesis: a NUL character in a path segment or a body field of the admin API
+/// reached PostgreSQL (which cannot store it in text) and the answer was a 500.
+#[tokio::test]
+async fn nul_characters_in_admin_input_are_the_clients_mistake() {
+    let app = TestApp::spawn_issuer().await;
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(ADMIN_TOKEN);
+    for path in [
+        "/admin/apps/%00x/disable",
+        "/admin/apps/a%00/enable",
+        "/admin/apps/%00/rotate-secret",
+    ] {
+        let res = admin(app.http.post(app.url(path))).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+    }
+    let res = admin(app.http.delete(app.url("/admin/apps/%00")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = admin(app.http.post(app.url("/admin/apps")))
+        .json(&json!({"name": "An app"}))
+        .send()
+        .await
+        .unwrap();
+    let created: Value = res.json().await.unwrap();
+    let authorize = format!(
+        "/admin/apps/{}/authorize",
+        created["client_id"].as_str().unwrap()
+    );
+    for (path, body) in [
+        (
+            "/admin/apis/scopes",
+            json!({"audience": "a\u{0}", "name": "x"}),
+        ),
+        (
+            authorize.as_str(),
+            json!({"audience": "a\u{0}", "scopes": "x"}),
+        ),
+    ] {
+        let res = admin(app.http.post(app.url(path)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "Bad Request", "{path}");
+    }
+    let res = admin(app.http.post(app.url("/admin/apps/x/token")))
+        .json(&json!({"audience": "a\u{0}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
 }
