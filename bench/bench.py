@@ -284,6 +284,12 @@ class Scenario:
         result["wall"] = time.time() - t0
         if self.expect_errors:
             result["errors"] -= result["non2xx"]
+        elif result["errors"] and not self.script:
+            try:
+                self.check()
+                log(f"{self.name}: {result['errors']} errors during the run; a request now succeeds")
+            except SystemExit as e:
+                log(f"{self.name}: {result['errors']} errors during the run; now: {e}")
         return result
 
     def check(self):
