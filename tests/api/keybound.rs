@@ -995,3 +995,59 @@ async fn a_key_bound_app_introspects_and_revokes_its_token_with_assertions() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn the_oauth2_crate_gets_a_dpop_bound_token_for_a_key_bound_app() {
+    // What the README says of the `oauth2` crate: no secret, the assertion as extra form
+    // parameters, the DPoP header added by the HTTP function handed to the crate.
+    use oauth2::{AuthUrl, ClientId, TokenResponse, TokenUrl, basic::BasicClient};
+    let app = TestApp::spawn_issuer().await;
+    let (key, dpop_key) = (ClientKey::ec(), ClientKey::ed25519());
+    let id = app.key_app(&[&key], true).await;
+    let token_endpoint = app.token_endpoint();
+    let assertion = key.assertion_with(&ClientKey::assertion_claims(&id, &token_endpoint));
+    let proof = dpop_key.proof("POST", &token_endpoint, None);
+
+    let http = reqwest::Client::new();
+    let send = |request: oauth2::HttpRequest| {
+        let (http, proof) = (http.clone(), proof.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let res = http
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .header("DPoP", proof)
+                .body(body)
+                .send()
+                .await?;
+            let mut out = http::Response::builder().status(res.status());
+            for (k, v) in res.headers() {
+                out = out.header(k, v);
+            }
+            Ok::<_, reqwest::Error>(out.body(res.bytes().await?.to_vec()).unwrap())
+        }
+    };
+    let client = BasicClient::new(ClientId::new(id.clone()))
+        .set_auth_uri(AuthUrl::new(app.url("/unused")).unwrap())
+        .set_token_uri(TokenUrl::new(app.url("/oauth2/token")).unwrap());
+    let token = client
+        .exchange_client_credentials()
+        .add_extra_param("audience", AUDIENCE)
+        .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+        .add_extra_param("client_assertion", assertion)
+        .request_async(&send)
+        .await
+        .expect("oauth2 client-credentials exchange with an assertion");
+    let access = token.access_token().secret().clone();
+    assert_eq!(
+        claims_of(&access)["cnf"]["jkt"],
+        dpop_key.thumbprint().as_str()
+    );
+
+    let url = app.external("/orgs/org_acme/data");
+    let proof = dpop_key.proof("GET", &url, Some(&access));
+    let res = app
+        .dpop_get("/orgs/org_acme/data", "DPoP", &access, Some(&proof))
+        .await;
+    assert_eq!(res.status(), 200);
+}
