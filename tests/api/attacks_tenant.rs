@@ -915,9 +915,10 @@ async fn every_tenant_table_is_distributable_by_org_code_as_docs_scale_md_distri
            primary key (org_code, id));
          create table scratch_child (
            id bigint primary key, org_code text not null, parent_id bigint, parent_code text,
+           other_org text,
            foreign key (org_code, parent_id) references scratch_parent (org_code, id),
            constraint child_by_code foreign key (parent_code) references scratch_parent (code),
-           constraint child_by_id foreign key (parent_id, org_code)
+           constraint child_by_other_org foreign key (other_org, parent_id)
              references scratch_parent (org_code, id));",
     )
     .execute(pool)
@@ -929,7 +930,7 @@ async fn every_tenant_table_is_distributable_by_org_code_as_docs_scale_md_distri
         violations,
         [
             "scratch_child: foreign key child_by_code to scratch_parent does not pair org_code with org_code",
-            "scratch_child: foreign key child_by_id to scratch_parent does not pair org_code with org_code",
+            "scratch_child: foreign key child_by_other_org to scratch_parent does not pair org_code with org_code",
             "scratch_child: the primary key does not start with org_code",
             "scratch_child: unique index scratch_child_pkey does not include org_code",
             "scratch_parent: unique index scratch_parent_code_key does not include org_code",
