@@ -208,8 +208,7 @@ pub async fn store_session_timeouts(
 ) -> anyhow::Result<()> {
     let runtime_role = runtime_role.map(parse_role_name).transpose()?;
     let statement_ms = statement_timeout.as_millis().to_string();
-    // Names and values are quoted by the server (`%I`, `%L`). Runtime SQL, not a macro: it
-    // runs only in `migrate`, against the direct connection.
+    // Names and values are quoted by the server (`%I`, `%L`).
     let statements: Vec<String> = sqlx::query_scalar(
         "select format('alter role %I in database %I set %s = %L',
                        coalesce($1::text, current_user::text), current_database(),
