@@ -195,6 +195,42 @@ pub async fn restrict_connect(
     Ok(())
 }
 
+/// Stores the service's session timeouts (`statement_timeout`, and
+/// `idle_in_transaction_session_timeout` as [`crate::db::IDLE_IN_TRANSACTION_TIMEOUT`]) as
+/// settings of the role that serves (`runtime_role`, else the role running this) in this
+/// database. A direct connection sends them itself as startup options, which take precedence;
+/// a transaction-mode pooler such as PgBouncer refuses those options, so through a pooler these
+/// stored settings are what applies. Idempotent; runs on every `migrate`.
+pub async fn store_session_timeouts(
+    conn: &mut PgConnection,
+    runtime_role: Option<&str>,
+    statement_timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let runtime_role = runtime_role.map(parse_role_name).transpose()?;
+    let statement_ms = statement_timeout.as_millis().to_string();
+    // Names and values are quoted by the server (`%I`, `%L`).
+    let statements: Vec<String> = sqlx::query_scalar(
+        "select format('alter role %I in database %I set %s = %L',
+                       coalesce($1::text, current_user::text), current_database(),
+                       s.name, s.value)
+           from (values ('statement_timeout', $2::text),
+                        ('idle_in_transaction_session_timeout', $3::text)) as s(name, value)",
+    )
+    .bind(runtime_role)
+    .bind(statement_ms)
+    .bind(crate::db::IDLE_IN_TRANSACTION_TIMEOUT)
+    .fetch_all(&mut *conn)
+    .await
+    .context("cannot read the database's name")?;
+    for statement in statements {
+        sqlx::raw_sql(AssertSqlSafe(statement.as_str()))
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("cannot store the session timeouts: `{statement}` failed"))?;
+    }
+    Ok(())
+}
+
 /// Creates (or brings back into line) the runtime login role and grants it the two roles.
 /// Needs a migration role with CREATEROLE and admin rights on `orgwall_tenant`/`orgwall_issuer`
 /// (the owner that ran the migrations, or a superuser).

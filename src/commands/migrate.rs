@@ -18,7 +18,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
             .context("DATABASE_URL: cannot create the database")?;
         tracing::info!("created the database");
     }
-    let mut conn = sqlx::ConnectOptions::connect(&crate::db::connect_options(settings)?)
+    let mut conn = sqlx::ConnectOptions::connect(&crate::db::direct_options(settings)?)
         .await
         .context("DATABASE_URL: cannot connect")?;
     crate::roles::check_group_roles(&mut conn, &crate::roles::GROUP_ROLES).await?;
@@ -29,6 +29,15 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .context("applying migrations failed")?;
     tracing::info!("migrations applied");
     crate::roles::secure_database(&mut conn, settings.runtime_role.as_ref()).await?;
+    crate::roles::store_session_timeouts(
+        &mut conn,
+        settings
+            .runtime_role
+            .as_ref()
+            .map(|(name, _)| name.as_str()),
+        settings.db.statement_timeout,
+    )
+    .await?;
     Ok(())
 }
 

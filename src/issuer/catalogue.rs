@@ -18,6 +18,7 @@ use crate::auth::SigningAlgorithm;
 use crate::auth::claims::split_scopes;
 use crate::config::parse_duration;
 use crate::db::Tx;
+use crate::db::on_pool;
 use crate::domain::{ApiName, AppName, Audience, Email, OrgCode, OrgName, ScopeDef, UserName};
 use crate::tenant::TenantTx;
 use crate::tenant::audit::{self, AuditAction};
@@ -215,23 +216,23 @@ fn no_app(client_id: &str) -> CatalogueError {
 
 /// The APIs (all, or the one with `audience`) with their scopes, in two queries.
 async fn apis(pool: &PgPool, audience: Option<&str>) -> Result<Vec<ApiOut>> {
-    let apis = sqlx::query!(
+    let apis = on_pool!(pool, |conn| sqlx::query!(
         "select id, audience, name, token_lifetime_secs, signing_alg from apis
           where $1::text is null or audience = $1
           order by id",
         audience,
     )
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(conn)
+    .await)?;
     let ids: Vec<i64> = apis.iter().map(|a| a.id).collect();
-    let scopes = sqlx::query!(
+    let scopes = on_pool!(pool, |conn| sqlx::query!(
         "select api_id, name, description from api_scopes
           where api_id = any($1)
           order by api_id, name",
         &ids,
     )
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(conn)
+    .await)?;
     let mut by_api: HashMap<i64, Vec<ScopeOut>> = HashMap::new();
     for scope in scopes {
         by_api.entry(scope.api_id).or_default().push(ScopeOut {
@@ -306,7 +307,7 @@ pub async fn create_api(pool: &PgPool, api: &NewApi) -> Result<ApiOut> {
 /// Adds a scope to an API, or changes its description.
 #[tracing::instrument(skip_all)]
 pub async fn add_scope(pool: &PgPool, audience: &str, scope: &ScopeDef) -> Result<ApiOut> {
-    let done = sqlx::query!(
+    let done = on_pool!(pool, |conn| sqlx::query!(
         "insert into api_scopes (api_id, name, description)
          select id, $2, $3 from apis where audience = $1
          on conflict (api_id, name) do update set description = excluded.description",
@@ -314,8 +315,8 @@ pub async fn add_scope(pool: &PgPool, audience: &str, scope: &ScopeDef) -> Resul
         scope.name.as_str(),
         scope.description,
     )
-    .execute(pool)
-    .await?;
+    .execute(conn)
+    .await)?;
     if done.rows_affected() == 0 {
         return Err(no_api(audience));
     }
@@ -328,33 +329,33 @@ pub async fn list_apis(pool: &PgPool) -> Result<Vec<ApiOut>> {
 
 /// Whether an API with this audience is registered.
 pub async fn api_exists(pool: &PgPool, audience: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar!(
+    Ok(on_pool!(pool, |conn| sqlx::query_scalar!(
         r#"select exists (select 1 from apis where audience = $1) as "exists!""#,
         audience
     )
-    .fetch_one(pool)
-    .await?)
+    .fetch_one(conn)
+    .await)?)
 }
 
 /// Every scope name of every API (the issuer metadata's `scopes_supported`).
 pub async fn scope_names(pool: &PgPool) -> Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar!("select distinct name from api_scopes order by name")
-            .fetch_all(pool)
-            .await?,
+    Ok(on_pool!(pool, |conn| sqlx::query_scalar!(
+        "select distinct name from api_scopes order by name"
     )
+    .fetch_all(conn)
+    .await)?)
 }
 
 #[tracing::instrument(skip_all, fields(org_code = %code))]
 pub async fn create_org(pool: &PgPool, code: &OrgCode, name: &OrgName) -> Result<OrgOut> {
-    sqlx::query_as!(
+    on_pool!(pool, |conn| sqlx::query_as!(
         OrgOut,
         "insert into organizations (code, name) values ($1, $2) returning code, name",
         code.as_str(),
         name.as_str(),
     )
-    .fetch_one(pool)
-    .await
+    .fetch_one(conn)
+    .await)
     .map_err(|e| {
         conflict_on(
             e,
@@ -366,31 +367,32 @@ pub async fn create_org(pool: &PgPool, code: &OrgCode, name: &OrgName) -> Result
 
 /// Creates the organization unless one with this code exists (whatever its name).
 pub async fn ensure_org(pool: &PgPool, code: &OrgCode, name: &OrgName) -> Result<()> {
-    sqlx::query!(
+    on_pool!(pool, |conn| sqlx::query!(
         "insert into organizations (code, name) values ($1, $2) on conflict (code) do nothing",
         code.as_str(),
         name.as_str(),
     )
-    .execute(pool)
-    .await?;
+    .execute(conn)
+    .await)?;
     Ok(())
 }
 
 pub async fn list_orgs(pool: &PgPool) -> Result<Vec<OrgOut>> {
-    Ok(
-        sqlx::query_as!(OrgOut, "select code, name from organizations order by code")
-            .fetch_all(pool)
-            .await?,
+    Ok(on_pool!(pool, |conn| sqlx::query_as!(
+        OrgOut,
+        "select code, name from organizations order by code"
     )
+    .fetch_all(conn)
+    .await)?)
 }
 
 async fn require_org(pool: &PgPool, org: &OrgCode) -> Result<()> {
-    let exists = sqlx::query_scalar!(
+    let exists = on_pool!(pool, |conn| sqlx::query_scalar!(
         r#"select exists (select 1 from organizations where code = $1) as "exists!""#,
         org.as_str()
     )
-    .fetch_one(pool)
-    .await?;
+    .fetch_one(conn)
+    .await)?;
     if !exists {
         return Err(CatalogueError::NotFound(format!("no organization '{org}'")));
     }
@@ -443,14 +445,14 @@ pub async fn find_app_by_name(
     org: &OrgCode,
     name: &AppName,
 ) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar!(
+    Ok(on_pool!(pool, |conn| sqlx::query_scalar!(
         "select client_id from m2m_apps where org_code = $1 and name = $2
           order by created_at limit 1",
         org.as_str(),
         name.as_str(),
     )
-    .fetch_optional(pool)
-    .await?)
+    .fetch_optional(conn)
+    .await)?)
 }
 
 /// The organization of an app, `None` for a global app; not found when there is no such app.
@@ -485,12 +487,12 @@ pub(crate) async fn audit_app(
 }
 
 async fn require_app(pool: &PgPool, client_id: &str) -> Result<()> {
-    let exists = sqlx::query_scalar!(
+    let exists = on_pool!(pool, |conn| sqlx::query_scalar!(
         r#"select exists (select 1 from m2m_apps where client_id = $1) as "exists!""#,
         client_id
     )
-    .fetch_one(pool)
-    .await?;
+    .fetch_one(conn)
+    .await)?;
     if exists {
         Ok(())
     } else {
@@ -499,18 +501,20 @@ async fn require_app(pool: &PgPool, client_id: &str) -> Result<()> {
 }
 
 pub async fn list_apps(pool: &PgPool) -> Result<Vec<AppOut>> {
-    let apps = sqlx::query!(
+    let apps = on_pool!(pool, |conn| {
+        sqlx::query!(
         "select client_id, name, org_code, enabled from m2m_apps order by created_at, client_id",
     )
-    .fetch_all(pool)
-    .await?;
-    let grants = sqlx::query!(
+    .fetch_all(conn)
+    .await
+    })?;
+    let grants = on_pool!(pool, |conn| sqlx::query!(
         "select g.client_id, a.audience, g.scopes
            from app_grants g join apis a on a.id = g.api_id
           order by a.audience",
     )
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(conn)
+    .await)?;
     let mut by_app: HashMap<String, Vec<GrantOut>> = HashMap::new();
     for grant in grants {
         by_app.entry(grant.client_id).or_default().push(GrantOut {
@@ -542,15 +546,15 @@ pub async fn authorize(
     let mut wanted = split_scopes(scopes);
     wanted.sort();
     wanted.dedup();
-    let api = sqlx::query!(
+    let api = on_pool!(pool, |conn| sqlx::query!(
         r#"select a.id, coalesce(array_agg(s.name) filter (where s.name is not null), '{}')
                     as "known!"
              from apis a left join api_scopes s on s.api_id = a.id
             where a.audience = $1 group by a.id"#,
         audience,
     )
-    .fetch_optional(pool)
-    .await?
+    .fetch_optional(conn)
+    .await)?
     .ok_or_else(|| no_api(audience))?;
     let (api_id, known) = (api.id, api.known);
     if let Some(unknown) = wanted.iter().find(|s| !known.contains(s)) {

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 
 use super::secrets;
 use crate::auth::jwk::PublicJwks;
+use crate::db::on_pool;
 
 /// A secret as stored: salt, hash, expiry (a rotation's grace period).
 pub struct StoredSecret {
@@ -81,7 +82,7 @@ pub async fn find(
         require_dpop: bool,
     }
     // Columns of the left-joined tables are null when there is no such row.
-    let rows = sqlx::query_as!(
+    let rows = on_pool!(pool, |conn| sqlx::query_as!(
         Row,
         r#"select a.enabled and o.disabled_at is null as "enabled!", a.org_code,
                   s.salt as "salt?", s.secret_hash as "secret_hash?",
@@ -100,8 +101,8 @@ pub async fn find(
         audience,
         default_lifetime.as_secs() as i64,
     )
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(conn)
+    .await)?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };

@@ -15,6 +15,7 @@ use crate::auth::dpop::{self, DpopError, ExternalUrl};
 use crate::auth::jose::now_secs;
 use crate::auth::jwk::PublicJwks;
 use crate::db::Tx;
+use crate::db::on_pool;
 use crate::domain::{AppName, OrgCode};
 use crate::telemetry::Untrusted;
 use crate::tenant::audit::{self, AuditAction};
@@ -46,7 +47,7 @@ pub async fn first_use(
     jti: &str,
     expires_at: i64,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
+    let done = on_pool!(pool, |conn| sqlx::query!(
         "insert into seen_jtis (kind, subject, jti, expires_at)
          values ($1, $2, $3, to_timestamp($4))
          on conflict (kind, subject, jti) do update
@@ -57,16 +58,18 @@ pub async fn first_use(
         jti,
         expires_at as f64,
     )
-    .execute(pool)
-    .await?;
+    .execute(conn)
+    .await)?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Forgets the `jti`s that can no longer be replayed.
 pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query!("delete from seen_jtis where expires_at < now()")
-        .execute(pool)
-        .await?;
+    let done = on_pool!(pool, |conn| sqlx::query!(
+        "delete from seen_jtis where expires_at < now()"
+    )
+    .execute(conn)
+    .await)?;
     Ok(done.rows_affected())
 }
 
@@ -272,12 +275,12 @@ pub async fn create_key_app(
     require_dpop: bool,
 ) -> Result<NewKeyApp, CatalogueError> {
     if let Some(org) = org {
-        let exists = sqlx::query_scalar!(
+        let exists = on_pool!(pool, |conn| sqlx::query_scalar!(
             r#"select exists (select 1 from organizations where code = $1) as "exists!""#,
             org.as_str()
         )
-        .fetch_one(pool)
-        .await?;
+        .fetch_one(conn)
+        .await)?;
         if !exists {
             return Err(CatalogueError::NotFound(format!("no organization '{org}'")));
         }
@@ -364,13 +367,13 @@ pub async fn set_require_dpop(
     client_id: &str,
     require_dpop: bool,
 ) -> Result<(), CatalogueError> {
-    sqlx::query!(
+    on_pool!(pool, |conn| sqlx::query!(
         "update m2m_apps set require_dpop = $2 where client_id = $1",
         client_id,
         require_dpop,
     )
-    .execute(pool)
-    .await?;
+    .execute(conn)
+    .await)?;
     Ok(())
 }
 

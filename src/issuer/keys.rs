@@ -26,6 +26,7 @@ use crate::auth::SigningAlgorithm;
 use crate::auth::jwks::{VerifyKey, parse_jwks};
 use crate::auth::verifier::LocalKeys;
 use crate::db::Tx;
+use crate::db::on_pool;
 use crate::telemetry::spawn_blocking_with_tracing;
 
 /// The algorithms the issuer can sign with, per API: RS256 (the default, as with Kinde),
@@ -213,12 +214,12 @@ pub struct RotatedKeys {
 /// Adds a new signing key for every algorithm in use (RS256 at least) and retires the old
 /// ones, so that all keys rotate together.
 pub async fn rotate(pool: &PgPool) -> anyhow::Result<RotatedKeys> {
-    let in_use = sqlx::query_scalar!(
+    let in_use = on_pool!(pool, |conn| sqlx::query_scalar!(
         r#"select distinct alg as "alg!" from signing_keys where retired_at is null
            union select 'RS256'"#,
     )
-    .fetch_all(pool)
-    .await
+    .fetch_all(conn)
+    .await)
     .context("reading signing keys")?;
     let mut kids = BTreeMap::new();
     for alg in in_use.iter().filter_map(|a| SigningAlgorithm::from_jose(a)) {
@@ -252,7 +253,7 @@ pub struct KeyList {
 }
 
 pub async fn list(pool: &PgPool) -> anyhow::Result<KeyList> {
-    let keys = sqlx::query_as!(
+    let keys = on_pool!(pool, |conn| sqlx::query_as!(
         KeyInfo,
         r#"select kid, alg,
                   case when revoked_at is not null then 'revoked'
@@ -262,8 +263,8 @@ pub async fn list(pool: &PgPool) -> anyhow::Result<KeyList> {
              from signing_keys
             order by created_at desc, kid"#,
     )
-    .fetch_all(pool)
-    .await
+    .fetch_all(conn)
+    .await)
     .context("reading signing keys")?;
     Ok(KeyList { keys })
 }
@@ -371,12 +372,12 @@ async fn store_key(
 }
 
 async fn record_signed(pool: &PgPool, kid: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!(
+    on_pool!(pool, |conn| sqlx::query!(
         "update signing_keys set last_signed_at = greatest(last_signed_at, now()) where kid = $1",
         kid
     )
-    .execute(pool)
-    .await
+    .execute(conn)
+    .await)
     .map(drop)
 }
 
@@ -403,7 +404,7 @@ impl KeyStore {
         // The private key only of the keys that still sign. A retired key stays published
         // until the longest lifetime has passed since it last signed, as recorded (a record
         // is at most SIGNED_AT_EVERY behind); a revoked key never is.
-        let rows = sqlx::query!(
+        let rows = on_pool!(&self.pool, |conn| sqlx::query!(
             "select kid, alg, case when retired_at is null then private_der end as private_der,
                     public_jwk
                from signing_keys
@@ -416,8 +417,8 @@ impl KeyStore {
             self.default_lifetime.as_secs_f64(),
             SIGNED_AT_EVERY.as_secs_f64(),
         )
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(conn)
+        .await)
         .context("reading signing keys")?;
 
         let mut signers = HashMap::new();

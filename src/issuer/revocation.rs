@@ -19,6 +19,7 @@ use super::keys;
 use crate::auth::SigningAlgorithm;
 use crate::auth::revocation::{RevocationState, Revocations};
 use crate::db::Tx;
+use crate::db::on_pool;
 use crate::domain::OrgCode;
 use crate::tenant::audit::AuditAction;
 use serde_json::json;
@@ -125,12 +126,12 @@ async fn purge(pool: &PgPool) -> Result<(), sqlx::Error> {
 /// Revokes every token issued to the app so far (written to its organization's audit log).
 #[tracing::instrument(skip_all)]
 pub async fn revoke_app_tokens(pool: &PgPool, client_id: &str) -> Result<AppTokensRevoked> {
-    let org = sqlx::query_scalar!(
+    let org = on_pool!(pool, |conn| sqlx::query_scalar!(
         "select org_code from m2m_apps where client_id = $1",
         client_id
     )
-    .fetch_optional(pool)
-    .await?
+    .fetch_optional(conn)
+    .await)?
     .ok_or_else(|| CatalogueError::NotFound(format!("no app with client id '{client_id}'")))?
     .map(catalogue::stored_org)
     .transpose()?;
@@ -245,7 +246,7 @@ pub struct RevocationQuery<'a> {
 /// The database's answer (introspection and the revocation endpoint ask it directly, so that
 /// they are exact even while this instance's notifications lag).
 pub async fn is_revoked(pool: &PgPool, q: &RevocationQuery<'_>) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
+    on_pool!(pool, |conn| sqlx::query_scalar!(
         r#"select exists (select 1 from revoked_tokens where jti = $1)
                or exists (select 1 from app_token_cutoffs
                            where client_id = $2 and revoked_before >= $3)
@@ -261,13 +262,13 @@ pub async fn is_revoked(pool: &PgPool, q: &RevocationQuery<'_>) -> Result<bool, 
         q.org_code,
         q.kid,
     )
-    .fetch_one(pool)
-    .await
+    .fetch_one(conn)
+    .await)
 }
 
 /// Every revocation still in force, in one statement.
 pub async fn load(pool: &PgPool) -> Result<Revocations, sqlx::Error> {
-    let rows = sqlx::query!(
+    let rows = on_pool!(pool, |conn| sqlx::query!(
         r#"select 'app' as "kind!", client_id as "key!", revoked_before as "at!"
              from app_token_cutoffs
             where revoked_before >= floor(extract(epoch from now()))::bigint - $1
@@ -283,8 +284,8 @@ pub async fn load(pool: &PgPool) -> Result<Revocations, sqlx::Error> {
         LONGEST_TOKEN_LIFE_SECS,
         EXP_LEEWAY_SECS,
     )
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(conn)
+    .await)?;
     let mut r = Revocations::default();
     for row in rows {
         match row.kind.as_str() {
@@ -332,12 +333,12 @@ async fn refresh(pool: PgPool, state: Weak<RevocationState>, wake: Arc<Notify>) 
 /// was signing is first replaced by a new one of its algorithm, so issuance never stops.
 #[tracing::instrument(skip_all, fields(kid = %crate::telemetry::Untrusted(kid)))]
 pub async fn revoke_key(pool: &PgPool, kid: &str) -> Result<KeyRevoked> {
-    let key = sqlx::query!(
+    let key = on_pool!(pool, |conn| sqlx::query!(
         "select alg, retired_at is null as \"signing!\" from signing_keys where kid = $1",
         kid
     )
-    .fetch_optional(pool)
-    .await?
+    .fetch_optional(conn)
+    .await)?
     .ok_or_else(|| CatalogueError::NotFound(format!("no signing key '{kid}'")))?;
     let alg = SigningAlgorithm::from_jose(&key.alg)
         .ok_or_else(|| CatalogueError::Invalid(format!("key '{kid}' has an unknown algorithm")))?;
@@ -348,12 +349,12 @@ pub async fn revoke_key(pool: &PgPool, kid: &str) -> Result<KeyRevoked> {
                 .map_err(CatalogueError::Keys)?,
         )
     } else {
-        sqlx::query!(
+        on_pool!(pool, |conn| sqlx::query!(
             "update signing_keys set revoked_at = coalesce(revoked_at, now()) where kid = $1",
             kid
         )
-        .execute(pool)
-        .await?;
+        .execute(conn)
+        .await)?;
         None
     };
     tracing::warn!(?replaced_by, "signing key revoked");

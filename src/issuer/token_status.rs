@@ -13,6 +13,7 @@ use super::revocation::{self, RevocationQuery, TokenRevoked};
 use crate::auth::SigningAlgorithm;
 use crate::auth::claims::JoseHeader;
 use crate::auth::verifier::{LocalKeys, MAX_TOKEN_BYTES};
+use crate::db::on_pool;
 
 /// The claims of a token this issuer signed.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -210,12 +211,12 @@ async fn authorized_for_any(
     client_id: &str,
     audiences: &[String],
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
+    on_pool!(pool, |conn| sqlx::query_scalar!(
         r#"select exists (select 1 from app_grants g join apis a on a.id = g.api_id
                            where g.client_id = $1 and a.audience = any($2)) as "exists!""#,
         client_id,
         audiences,
     )
-    .fetch_one(pool)
-    .await
+    .fetch_one(conn)
+    .await)
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::audit::AuditAction;
 use super::{Counter, TenantCall, TenantTx};
+use crate::db::Work;
 use crate::domain::RecordName;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,6 +52,7 @@ pub async fn list(call: &TenantCall<'_>, page: &Page) -> Result<(Vec<Record>, i6
         total: i64,
     }
     // A function's result columns are nullable to sqlx; these never are.
+    let mut work = Work::start(call.pool).await?;
     let rows = sqlx::query_as!(
         Row,
         r#"select id as "id!", name as "name!", value as "value!", created_at as "created_at!",
@@ -60,8 +62,9 @@ pub async fn list(call: &TenantCall<'_>, page: &Page) -> Result<(Vec<Record>, i6
         page.after,
         page.limit as i32,
     )
-    .fetch_all(call.pool)
-    .await?;
+    .fetch_all(work.conn())
+    .await;
+    let rows = work.finish(rows).await?;
     let total = match rows.first() {
         Some(row) => row.total,
         // An empty page (past the end) still reports the org's total.
@@ -83,17 +86,20 @@ pub async fn list(call: &TenantCall<'_>, page: &Page) -> Result<(Vec<Record>, i6
 /// How many records the org has (kept by triggers, not counted).
 #[tracing::instrument(skip_all)]
 pub async fn count(call: &TenantCall<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
+    let mut work = Work::start(call.pool).await?;
+    let result = sqlx::query_scalar!(
         r#"select tenant_count_records($1) as "total!""#,
         call.org.as_str()
     )
-    .fetch_one(call.pool)
-    .await
+    .fetch_one(work.conn())
+    .await;
+    work.finish(result).await
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn find(call: &TenantCall<'_>, id: i64) -> Result<Option<Record>, sqlx::Error> {
-    sqlx::query_as!(
+    let mut work = Work::start(call.pool).await?;
+    let result = sqlx::query_as!(
         Record,
         r#"select id as "id!", name as "name!", value as "value!", created_at as "created_at!",
                   updated_at as "updated_at!"
@@ -101,8 +107,9 @@ pub async fn find(call: &TenantCall<'_>, id: i64) -> Result<Option<Record>, sqlx
         call.org.as_str(),
         id,
     )
-    .fetch_optional(call.pool)
-    .await
+    .fetch_optional(work.conn())
+    .await;
+    work.finish(result).await
 }
 
 /// Creates a record with the org's next id (dense, unique, never reused) and its
@@ -113,7 +120,8 @@ pub async fn create(
     name: &RecordName,
     value: &Value,
 ) -> Result<Record, sqlx::Error> {
-    sqlx::query_as!(
+    let mut work = Work::start(call.pool).await?;
+    let result = sqlx::query_as!(
         Record,
         r#"select id as "id!", name as "name!", value as "value!", created_at as "created_at!",
                   updated_at as "updated_at!"
@@ -123,8 +131,9 @@ pub async fn create(
         name.as_str(),
         value,
     )
-    .fetch_one(call.pool)
-    .await
+    .fetch_one(work.conn())
+    .await;
+    work.finish(result).await
 }
 
 /// Changes the name, the value or both, with its `record.updated` event (naming the fields

@@ -834,3 +834,119 @@ async fn the_tenant_role_is_unprivileged_and_reaches_no_issuer_catalogue_table()
         );
     }
 }
+
+/// Why `tables` could not be distributed by `org_code` (Citus, colocated): a primary key that
+/// does not start with `org_code`, a unique index or exclusion constraint without it, a foreign
+/// key among them that does not pair `org_code` with `org_code`, a foreign key between one of
+/// them and any other table. One line per problem; empty when there is none.
+async fn distribution_violations(pool: &PgPool, tables: &[String]) -> Vec<String> {
+    sqlx::query_scalar(
+        "select t.name || ': the primary key does not start with org_code'
+           from unnest($1::text[]) t(name)
+          where not exists (
+                select 1 from pg_index i
+                  join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+                 where i.indrelid = to_regclass(t.name) and i.indisprimary
+                   and a.attname = 'org_code')
+         union all
+         select i.indrelid::regclass::text || ': unique index ' || i.indexrelid::regclass::text
+                || ' does not include org_code'
+           from pg_index i
+          where i.indisunique and i.indrelid::regclass::text = any ($1)
+            and not exists (select 1 from pg_attribute a
+                             where a.attrelid = i.indrelid and a.attnum = any (i.indkey)
+                               and a.attname = 'org_code')
+         union all
+         select c.conrelid::regclass::text || ': constraint ' || c.conname
+                || ' does not include org_code'
+           from pg_constraint c
+          where c.contype = 'x' and c.conrelid::regclass::text = any ($1)
+            and not exists (select 1 from pg_attribute a
+                             where a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+                               and a.attname = 'org_code')
+         union all
+         select c.conrelid::regclass::text || ': foreign key ' || c.conname || ' to '
+                || c.confrelid::regclass::text
+                || case when c.conrelid::regclass::text = any ($1)
+                             and c.confrelid::regclass::text = any ($1)
+                        then ' does not pair org_code with org_code'
+                        else ' crosses between tenant data and other tables' end
+           from pg_constraint c
+          where c.contype = 'f'
+            and (c.conrelid::regclass::text = any ($1) or c.confrelid::regclass::text = any ($1))
+            and not (c.conrelid::regclass::text = any ($1)
+                     and c.confrelid::regclass::text = any ($1)
+                     and exists (
+                       select 1 from unnest(c.conkey, c.confkey) k(l, r)
+                         join pg_attribute la on la.attrelid = c.conrelid and la.attnum = k.l
+                         join pg_attribute ra on ra.attrelid = c.confrelid and ra.attnum = k.r
+                        where la.attname = 'org_code' and ra.attname = 'org_code'))
+          order by 1",
+    )
+    .bind(tables)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_tenant_table_is_distributable_by_org_code_as_docs_scale_md_distributes_it() {
+    let app = TestApp::spawn().await;
+    let pool = &app.admin_pool;
+    let tables = tenant_tables(pool).await;
+
+    let violations = distribution_violations(pool, &tables).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+
+    // The distribution DDL in the docs names every tenant table.
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/scale.md"))
+        .expect("docs/scale.md");
+    for table in &tables {
+        assert!(
+            doc.contains(&format!("create_distributed_table('{table}', 'org_code'")),
+            "docs/scale.md does not distribute {table}"
+        );
+    }
+
+    // The check sees each kind of mistake (on tables of this test's database only).
+    sqlx::raw_sql(
+        "create table scratch_parent (
+           org_code text not null, id bigint not null, code text unique,
+           primary key (org_code, id));
+         create table scratch_child (
+           id bigint primary key, org_code text not null, parent_id bigint, parent_code text,
+           other_org text,
+           foreign key (org_code, parent_id) references scratch_parent (org_code, id),
+           constraint child_by_code foreign key (parent_code) references scratch_parent (code),
+           constraint child_by_other_org foreign key (other_org, parent_id)
+             references scratch_parent (org_code, id));",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let scratch = ["scratch_parent".to_owned(), "scratch_child".to_owned()];
+    let violations = distribution_violations(pool, &scratch).await;
+    assert_eq!(
+        violations,
+        [
+            "scratch_child: foreign key child_by_code to scratch_parent does not pair org_code with org_code",
+            "scratch_child: foreign key child_by_other_org to scratch_parent does not pair org_code with org_code",
+            "scratch_child: the primary key does not start with org_code",
+            "scratch_child: unique index scratch_child_pkey does not include org_code",
+            "scratch_parent: unique index scratch_parent_code_key does not include org_code",
+        ]
+    );
+    sqlx::raw_sql(
+        "alter table scratch_parent add constraint parent_org
+           foreign key (org_code) references organizations (code)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let violations = distribution_violations(pool, &scratch[..1]).await;
+    assert!(
+        violations.iter().any(|v| v
+            == "scratch_parent: foreign key parent_org to organizations crosses between tenant data and other tables"),
+        "{violations:#?}"
+    );
+}

@@ -19,6 +19,7 @@ mod lifecycle;
 mod metrics;
 mod migrations;
 mod openapi;
+mod pooler;
 mod records;
 mod second_wall;
 mod settings;
