@@ -386,7 +386,7 @@ def openssl_rsa() -> float:
 # ---------------------------------------------------------------------------------- pooler
 
 
-def start_pgbouncer(port, dbs) -> subprocess.Popen:
+def start_pgbouncer(port, dbs, users) -> subprocess.Popen:
     directory = os.path.join(OUT, "pgbouncer")
     os.makedirs(directory, exist_ok=True)
     ini = os.path.join(directory, "pgbouncer.ini")
@@ -404,11 +404,12 @@ default_pool_size = 10
 max_client_conn = 200
 ignore_startup_parameters = extra_float_digits
 unix_socket_dir =
-logfile = {directory}/pgbouncer.log
 """)
     with open(os.path.join(directory, "userlist.txt"), "w") as f:
-        f.write("")
-    proc = subprocess.Popen([PGBOUNCER, ini], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        f.writelines(f'"{user}" ""\n' for user in users)
+    # PgBouncer refuses to run as root.
+    as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([PGBOUNCER, *as_user, ini], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
     return proc
 
@@ -525,7 +526,7 @@ def bench(key_dir, started):
 
     pooled = None
     if PGBOUNCER and "DATABASE_STATEMENT_CACHE" in open(BIN, "rb").read().decode("latin-1"):
-        bouncer = start_pgbouncer(port + 50, ["orgwall_bench"])
+        bouncer = start_pgbouncer(port + 50, ["orgwall_bench"], [role])
         started.append(bouncer)
         pooled_server = Server("pooled", BIN, f"postgres://{role}@127.0.0.1:{port + 50}/orgwall_bench", port + 3,
                                {"DATABASE_STATEMENT_CACHE": "false",
