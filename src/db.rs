@@ -10,6 +10,9 @@
 //! transaction, and every session has `idle_in_transaction_session_timeout` as a last resort.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 use sqlx::pool::PoolConnection;
@@ -70,12 +73,72 @@ pub fn pooled(pool: &PgPool) -> bool {
 
 /// The service's pool. Connections are opened lazily so that `serve` starts (and answers
 /// `/health`, and `/ready` with 503) while the database is down.
+///
+/// A connection in steady use is handed out without a ping (`test_before_acquire(false)`):
+/// the ping cost every request a round trip of its own, as many as the statement. What it
+/// guarded against is covered otherwise: a connection only goes back to the pool outside any
+/// transaction (`after_release`, and [`Tx`] closes one dropped unfinished), sqlx pings every
+/// connection as it is released, and [`needs_ping`] still pings one that sat idle long
+/// enough for the database to have restarted meanwhile, or any while connections are
+/// failing. A dead connection that slips through fails its one statement (an I/O or
+/// "terminating connection" error: a 503 for that request) and is dropped, not pooled again.
 pub fn pool(settings: &Settings) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(settings.db.max_connections)
         .acquire_timeout(settings.db.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                // A connection that does not answer is closed; the pool hands out another.
+                Ok(!needs_ping(meta.idle_for) || conn.ping().await.is_ok())
+            })
+        })
         .after_release(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
         .connect_lazy_with(connect_options(settings)?))
+}
+
+/// A pooled connection idle at least this long is pinged before use.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// After a connection failed, every pooled connection is pinged before use for this long:
+/// when the database restarted, all the idle ones are dead, not just the one that failed.
+const PING_AFTER_FAILURE_FOR: Duration = Duration::from_secs(10);
+
+/// When a connection last failed, in milliseconds since [`CLOCK_START`] plus one (0: never).
+static LAST_CONNECTION_FAILURE: AtomicU64 = AtomicU64::new(0);
+static CLOCK_START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn clock_ms() -> u64 {
+    u64::try_from(CLOCK_START.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// Records that a statement failed because its connection is broken (see
+/// [`is_connection_failure`]): pooled connections are pinged before use for a while.
+pub fn note_connection_failure() {
+    LAST_CONNECTION_FAILURE.store(clock_ms(), Ordering::Relaxed);
+}
+
+/// Whether a pooled connection idle for `idle_for` is pinged before it is handed out.
+fn needs_ping(idle_for: Duration) -> bool {
+    if idle_for >= PING_WHEN_IDLE_FOR {
+        return true;
+    }
+    let failed_at = LAST_CONNECTION_FAILURE.load(Ordering::Relaxed);
+    failed_at != 0
+        && clock_ms().saturating_sub(failed_at)
+            < u64::try_from(PING_AFTER_FAILURE_FOR.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The connection itself is broken (not the statement, not the pool): I/O errors, and the
+/// server's "terminating connection" (57P01..57P03) and connection exceptions (08xxx).
+pub fn is_connection_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+        _ => false,
+    }
 }
 
 /// A transaction on a pooled connection that can never go back to the pool unfinished.
@@ -252,3 +315,29 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_connection_is_not_pinged_an_idle_one_or_any_after_a_failure_is() {
+        // Only this test notes failures in the unit tests' process.
+        assert!(!needs_ping(Duration::ZERO), "a connection in steady use");
+        assert!(!needs_ping(PING_WHEN_IDLE_FOR - Duration::from_millis(1)));
+        assert!(
+            needs_ping(PING_WHEN_IDLE_FOR),
+            "idle long enough to have died"
+        );
+        note_connection_failure();
+        assert!(needs_ping(Duration::ZERO), "while connections are failing");
+    }
+
+    #[test]
+    fn connection_failures_are_told_from_statement_and_pool_errors() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(is_connection_failure(&io));
+        assert!(!is_connection_failure(&sqlx::Error::PoolTimedOut));
+        assert!(!is_connection_failure(&sqlx::Error::RowNotFound));
+    }
+}

@@ -63,6 +63,9 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if crate::db::is_connection_failure(&e) {
+            crate::db::note_connection_failure();
+        }
         if is_unavailable(&e) {
             ApiError::Unavailable(e.into())
         } else if is_nul_in_text(&e) {

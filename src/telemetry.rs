@@ -81,39 +81,36 @@ impl RootSpanBuilder for OrgwallRootSpan {
     /// tracing-actix-web's `root_span!` fields, except that `http.target` is the path alone:
     /// a query string may carry a secret (`?access_token=`, RFC 6750 §2.3, or a mistaken
     /// `?token=`), and secrets never reach a log line.
+    ///
+    /// Every field is computed inside the macro: tracing evaluates field values only once the
+    /// span is known to be enabled, so with INFO off (`RUST_LOG=warn`) a request pays for no
+    /// route lookup, connection info or string here.
     fn on_request_start(request: &ServiceRequest) -> Span {
         use tracing::field::Empty;
-        let route = request.match_pattern().unwrap_or_else(|| "default".into());
-        let method = request.method().as_str();
-        let user_agent = request
-            .headers()
-            .get("user-agent")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        let path = Untrusted(request.path());
-        let target = match request.query_string() {
-            "" => path.to_string(),
-            _ => format!("{path}?<query omitted>"),
-        };
         let request_id = request.extensions().get::<RequestId>().copied();
-        let conn = request.connection_info();
-        // The peer address, or behind a trusted proxy the address it vouches for: otherwise
-        // X-Forwarded-For is the client's word and would let it put another address in our logs.
-        let client_ip = client_addr::of_request(request.request())
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
         tracing::info_span!(
             "HTTP request",
-            http.method = %method,
-            http.route = %route,
+            http.method = %request.method().as_str(),
+            http.route = %route(request),
             http.flavor = %http_flavor(request.version()),
-            http.scheme = %conn.scheme(),
-            http.host = %Untrusted(conn.host()),
-            http.client_ip = %client_ip,
-            http.user_agent = %Untrusted(user_agent),
-            http.target = %target,
+            http.scheme = %request.connection_info().scheme(),
+            http.host = %Untrusted(request.connection_info().host()),
+            // The peer address, or behind a trusted proxy the address it vouches for: otherwise
+            // X-Forwarded-For is the client's word and would let it put another address in our
+            // logs.
+            http.client_ip = %client_addr::of_request(request.request())
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            http.user_agent = %Untrusted(
+                request
+                    .headers()
+                    .get("user-agent")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("")
+            ),
+            http.target = %Target(request),
             http.status_code = Empty,
-            otel.name = %format!("{method} {route}"),
+            otel.name = %format!("{} {}", request.method().as_str(), route(request)),
             otel.kind = "server",
             otel.status_code = Empty,
             request_id = request_id.map(tracing::field::display),
@@ -128,10 +125,33 @@ impl RootSpanBuilder for OrgwallRootSpan {
         span: Span,
         outcome: &Result<ServiceResponse<B>, actix_web::Error>,
     ) {
+        // Nothing to record on a span that is off (tracing-actix-web would still format
+        // every error twice for it).
+        if span.is_disabled() {
+            return;
+        }
         if let Ok(response) = outcome {
             tracing::info!(parent: &span, status = response.status().as_u16(), "request finished");
         }
         DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// The route's pattern, `default` when none matched.
+fn route(request: &ServiceRequest) -> String {
+    request.match_pattern().unwrap_or_else(|| "default".into())
+}
+
+/// The path as a log line may show it, and only a mark where the query string was.
+struct Target<'a>(&'a ServiceRequest);
+
+impl std_fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std_fmt::Formatter<'_>) -> std_fmt::Result {
+        write!(f, "{}", Untrusted(self.0.path()))?;
+        match self.0.query_string() {
+            "" => Ok(()),
+            _ => f.write_str("?<query omitted>"),
+        }
     }
 }
 

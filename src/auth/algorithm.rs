@@ -59,7 +59,8 @@ impl SigningAlgorithm {
         }
     }
 
-    const ALL: [Self; 9] = [
+    /// Every algorithm, in the order above.
+    pub const ALL: [Self; 9] = [
         Self::RS256,
         Self::RS384,
         Self::RS512,

@@ -176,7 +176,8 @@ impl<S: Scope> FromRequest for Authorized<S> {
             .clone()
             .into_inner();
         let token = presented_token(req);
-        let dpop = DpopRequest::of(req);
+        // What a proof is checked against, read only for a request that presents one.
+        let dpop = matches!(token, Ok(Some((Scheme::Dpop, _)))).then(|| DpopRequest::of(req));
         let path_org = req.match_info().get("org_code").map(str::to_owned);
         let span = req
             .extensions()
@@ -189,7 +190,7 @@ impl<S: Scope> FromRequest for Authorized<S> {
 async fn authorize<S: Scope>(
     verifier: Arc<Verifier>,
     token: Result<Option<(Scheme, String)>, ApiError>,
-    dpop: DpopRequest,
+    dpop: Option<DpopRequest>,
     path_org: Option<String>,
     span: Option<tracing::Span>,
 ) -> Result<Authorized<S>, ApiError> {
@@ -208,7 +209,10 @@ async fn authorize<S: Scope>(
         (Scheme::Bearer, Some(_)) | (Scheme::Dpop, None) => {
             return Err(ApiError::InvalidDpopToken);
         }
-        (Scheme::Dpop, Some(jkt)) => dpop.check(&token, jkt)?,
+        (Scheme::Dpop, Some(jkt)) => dpop
+            .as_ref()
+            .ok_or(ApiError::InvalidDpopProof)?
+            .check(&token, jkt)?,
     }
     if let Some(span) = &span {
         span.record("client_id", verified.client_id.as_str());

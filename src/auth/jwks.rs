@@ -15,9 +15,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, TokenData, Validation};
+use serde::de::DeserializeOwned;
 use url::Url;
+
+use super::SigningAlgorithm;
 
 /// Largest JWKS document accepted; real ones are a few KiB.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -29,6 +36,26 @@ pub struct VerifyKey {
     pub kty: String,
     /// JWK `alg`, when the issuer pins one.
     pub alg: Option<Algorithm>,
+    /// The key parsed by aws-lc for each algorithm it can verify, once, when the key set is
+    /// loaded: jsonwebtoken would rebuild it from its components on every verification (an
+    /// EC point is decoded and checked on the curve each time). It lives and dies with this
+    /// `VerifyKey`, that is with the key set it came in: a rotated or withdrawn key takes its
+    /// parsed form with it.
+    parsed: Vec<(Algorithm, ParsedPublicKey)>,
+}
+
+/// A `Validation` of the claims alone, for [`VerifyKey::decode`], which checks the signature
+/// itself with the parsed key before any claim is read. Only that function can use one.
+pub struct ClaimsValidation(Validation);
+
+impl ClaimsValidation {
+    pub fn new(mut validation: Validation) -> Self {
+        // The signature is verified by `VerifyKey::decode` (with the key parsed once) before
+        // `jsonwebtoken::decode` sees the token, and this value is private to that path.
+        #[allow(deprecated)]
+        validation.insecure_disable_signature_validation();
+        Self(validation)
+    }
 }
 
 impl VerifyKey {
@@ -55,14 +82,76 @@ impl VerifyKey {
             None => None,
         };
         let key = DecodingKey::from_jwk(jwk).ok()?;
+        // Every algorithm this key may verify under; one whose parse fails (an EC point on
+        // another curve, an RSA modulus aws-lc refuses) is left out, so its tokens are refused.
+        let parsed = SigningAlgorithm::ALL
+            .into_iter()
+            .filter(|a| a.key_type() == kty && alg.is_none_or(|pinned| pinned == a.jwt()))
+            .filter_map(|a| Some((a.jwt(), parse_public_key(a, &key)?)))
+            .collect();
         Some((
             kid,
             VerifyKey {
                 key,
                 kty: kty.to_string(),
                 alg,
+                parsed,
             },
         ))
+    }
+
+    /// `jsonwebtoken::decode` for a token whose header names `alg` (the caller has checked it
+    /// is allowed and fits this key): the signature is verified with the parsed key first,
+    /// then the header and claims are read and the claims validated by jsonwebtoken.
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        validation: &ClaimsValidation,
+    ) -> jsonwebtoken::errors::Result<TokenData<T>> {
+        let (message, signature) = token.rsplit_once('.').ok_or(ErrorKind::InvalidToken)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| ErrorKind::InvalidSignature)?;
+        let (_, parsed) = self
+            .parsed
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .ok_or(ErrorKind::InvalidAlgorithm)?;
+        parsed
+            .verify_sig(message.as_bytes(), &signature)
+            .map_err(|_| ErrorKind::InvalidSignature)?;
+        let data = jsonwebtoken::decode::<T>(token, &self.key, &validation.0)?;
+        if data.header.alg != alg {
+            return Err(ErrorKind::InvalidAlgorithm.into());
+        }
+        Ok(data)
+    }
+}
+
+/// The aws-lc form of `key` for `alg`, with the parameters jsonwebtoken's aws-lc backend uses
+/// for that algorithm.
+fn parse_public_key(alg: SigningAlgorithm, key: &DecodingKey) -> Option<ParsedPublicKey> {
+    let rsa = |params: &'static sig::RsaParameters| match key.kind() {
+        DecodingKeyKind::RsaModulusExponent { n, e } => sig::RsaPublicKeyComponents { n, e }
+            .to_parsed_public_key(params)
+            .ok(),
+        DecodingKeyKind::SecretOrDer(_) => None,
+    };
+    let raw = |algorithm: &'static dyn sig::VerificationAlgorithm| match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => ParsedPublicKey::new(algorithm, bytes).ok(),
+        DecodingKeyKind::RsaModulusExponent { .. } => None,
+    };
+    match alg {
+        SigningAlgorithm::RS256 => rsa(&sig::RSA_PKCS1_2048_8192_SHA256),
+        SigningAlgorithm::RS384 => rsa(&sig::RSA_PKCS1_2048_8192_SHA384),
+        SigningAlgorithm::RS512 => rsa(&sig::RSA_PKCS1_2048_8192_SHA512),
+        SigningAlgorithm::PS256 => rsa(&sig::RSA_PSS_2048_8192_SHA256),
+        SigningAlgorithm::PS384 => rsa(&sig::RSA_PSS_2048_8192_SHA384),
+        SigningAlgorithm::PS512 => rsa(&sig::RSA_PSS_2048_8192_SHA512),
+        SigningAlgorithm::ES256 => raw(&sig::ECDSA_P256_SHA256_FIXED),
+        SigningAlgorithm::ES384 => raw(&sig::ECDSA_P384_SHA384_FIXED),
+        SigningAlgorithm::EdDSA => raw(&sig::ED25519),
     }
 }
 
@@ -263,6 +352,107 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize};
 
     use super::*;
+
+    mod parsed_keys {
+        use serde_json::json;
+
+        use super::super::*;
+        use crate::issuer::keys::{Signer, generate};
+
+        fn signed(alg: SigningAlgorithm) -> (Arc<VerifyKey>, String) {
+            let (kid, der, jwk) = generate(alg).unwrap();
+            let signer = Signer::from_pkcs8(kid.clone(), alg, &der).unwrap();
+            let keys = parse_jwks(json!({ "keys": [jwk] }).to_string().as_bytes()).unwrap();
+            let header = json!({"alg": alg.name(), "typ": "at+jwt", "kid": kid});
+            let claims = json!({"iss": "https://issuer.test", "exp": 4_000_000_000u64, "sub": "c"});
+            (keys[&kid].clone(), signer.sign(&header, &claims).unwrap())
+        }
+
+        fn validation(alg: SigningAlgorithm) -> ClaimsValidation {
+            let mut v = Validation::new(alg.jwt());
+            v.set_issuer(&["https://issuer.test"]);
+            v.set_required_spec_claims(&["exp", "iss"]);
+            v.validate_aud = false;
+            ClaimsValidation::new(v)
+        }
+
+        #[test]
+        fn the_parsed_key_verifies_its_signatures_and_nothing_else() {
+            for alg in [
+                SigningAlgorithm::RS256,
+                SigningAlgorithm::ES256,
+                SigningAlgorithm::EdDSA,
+            ] {
+                let (key, token) = signed(alg);
+                let v = validation(alg);
+                let data = key.decode::<serde_json::Value>(&token, alg.jwt(), &v);
+                assert_eq!(data.unwrap().claims["sub"], "c", "{alg}");
+
+                // One bit of the signature, of the claims, or another key: refused.
+                let (message, signature) = token.rsplit_once('.').unwrap();
+                let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap();
+                sig[3] ^= 1;
+                let forged = format!("{message}.{}", URL_SAFE_NO_PAD.encode(&sig));
+                let err = key.decode::<serde_json::Value>(&forged, alg.jwt(), &v);
+                assert_eq!(
+                    err.unwrap_err().kind(),
+                    &ErrorKind::InvalidSignature,
+                    "{alg}"
+                );
+                let (header, claims) = message.split_once('.').unwrap();
+                let mut claims = URL_SAFE_NO_PAD.decode(claims).unwrap();
+                claims[2] ^= 1;
+                let altered = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(&claims));
+                let err = key.decode::<serde_json::Value>(&altered, alg.jwt(), &v);
+                assert_eq!(
+                    err.unwrap_err().kind(),
+                    &ErrorKind::InvalidSignature,
+                    "{alg}"
+                );
+                let (other, _) = signed(alg);
+                assert!(
+                    other
+                        .decode::<serde_json::Value>(&token, alg.jwt(), &v)
+                        .is_err()
+                );
+
+                // The claims are still validated once the signature holds.
+                let mut strict = Validation::new(alg.jwt());
+                strict.set_issuer(&["https://another.test"]);
+                strict.validate_aud = false;
+                let err = key.decode::<serde_json::Value>(
+                    &token,
+                    alg.jwt(),
+                    &ClaimsValidation::new(strict),
+                );
+                assert_eq!(err.unwrap_err().kind(), &ErrorKind::InvalidIssuer, "{alg}");
+            }
+        }
+
+        #[test]
+        fn a_key_verifies_only_under_the_algorithms_of_its_type_and_curve() {
+            let (ec, token) = signed(SigningAlgorithm::ES256);
+            let v = validation(SigningAlgorithm::ES384);
+            assert!(
+                ec.decode::<serde_json::Value>(&token, Algorithm::ES384, &v)
+                    .is_err(),
+                "a P-256 key is no ES384 key"
+            );
+            let (rsa, _) = signed(SigningAlgorithm::RS256);
+            let v = validation(SigningAlgorithm::ES256);
+            assert!(
+                rsa.decode::<serde_json::Value>(&token, Algorithm::ES256, &v)
+                    .is_err()
+            );
+            // The header must name the algorithm the signature was checked under.
+            let v = validation(SigningAlgorithm::RS256);
+            let (rsa, rsa_token) = signed(SigningAlgorithm::RS256);
+            assert!(
+                rsa.decode::<serde_json::Value>(&rsa_token, Algorithm::PS256, &v)
+                    .is_err()
+            );
+        }
+    }
 
     /// A clock that only moves when the test says so.
     struct ManualClock(Mutex<Instant>);

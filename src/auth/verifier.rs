@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, Validation};
 
 use super::SigningAlgorithm;
 use super::claims::{JoseHeader, TokenClaims, VerifiedToken};
-use super::jwks::{JwksCache, VerifyKey};
+use super::jwks::{ClaimsValidation, JwksCache, VerifyKey};
 use super::revocation::RevocationState;
 
 /// Tokens longer than this are refused before any decoding.
@@ -73,7 +73,7 @@ pub enum Rejection {
 
 pub struct Verifier {
     keys: KeySource,
-    validations: HashMap<Algorithm, Validation>,
+    validations: HashMap<Algorithm, ClaimsValidation>,
     /// Tokens already verified, by SHA-256 of their bytes. An M2M client presents the same
     /// token for up to an hour: the signature and claims of the same bytes under the same keys
     /// verify the same way, so only the clock is checked again. Each entry lasts until its
@@ -161,7 +161,7 @@ impl Verifier {
                 v.validate_exp = true;
                 v.validate_nbf = true;
                 v.validate_aud = true;
-                (alg.jwt(), v)
+                (alg.jwt(), ClaimsValidation::new(v))
             })
             .collect();
         Self {
@@ -267,7 +267,8 @@ impl Verifier {
             return Err(Rejection::KeyMismatch);
         }
 
-        let data = jsonwebtoken::decode::<TokenClaims>(token, &key.key, validation)
+        let data = key
+            .decode::<TokenClaims>(token, alg, validation)
             .map_err(|_| Rejection::SignatureOrClaims)?;
         let (exp, nbf) = (data.claims.exp, data.claims.nbf);
         let exp = exp.ok_or(Rejection::SignatureOrClaims)?;

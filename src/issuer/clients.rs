@@ -61,7 +61,7 @@ impl ClientLookup {
 
 /// The client and what it may get for `audience`, in one round trip; `None` for an unknown
 /// client id.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find(
     pool: &PgPool,
     client_id: &str,

@@ -12,6 +12,7 @@ use super::keys::SIGNING_ALGORITHMS;
 use super::revocation::{self, RevocationQuery, TokenRevoked};
 use crate::auth::SigningAlgorithm;
 use crate::auth::claims::JoseHeader;
+use crate::auth::jwks::ClaimsValidation;
 use crate::auth::verifier::{LocalKeys, MAX_TOKEN_BYTES};
 use crate::db::on_pool;
 
@@ -99,10 +100,10 @@ impl Issuer {
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.validate_aud = false;
         validation.leeway = 60;
-        let data =
-            jsonwebtoken::decode::<OwnClaims>(token, &key.key, &validation).map_err(|e| match e
-                .kind()
-            {
+        let validation = ClaimsValidation::new(validation);
+        let data = key
+            .decode::<OwnClaims>(token, alg.jwt(), &validation)
+            .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => NotOurs::Expired,
                 _ => NotOurs::Invalid,
             })?;

@@ -59,7 +59,7 @@ pub struct AuditEvent {
 }
 
 /// One page of the org's events, ordered by id, and how many it has in all.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut TenantTx, page: &Page) -> Result<(Vec<AuditEvent>, i64), sqlx::Error> {
     let org = tx.org().as_str().to_owned();
     let events = sqlx::query_as!(

@@ -101,7 +101,7 @@ impl TenantTx {
 /// organization as the function's first argument, and nothing else can reach its pool.
 pub struct TenantCall<'a> {
     pool: &'a PgPool,
-    org: OrgCode,
+    org: &'a OrgCode,
     client_id: Option<&'a str>,
 }
 
@@ -109,13 +109,13 @@ impl<'a> TenantCall<'a> {
     pub fn new(pool: &'a PgPool, ctx: &'a OrgContext) -> Self {
         Self {
             pool,
-            org: ctx.org_code().clone(),
+            org: ctx.org_code(),
             client_id: ctx.client_id(),
         }
     }
 
     pub fn org(&self) -> &OrgCode {
-        &self.org
+        self.org
     }
 
     /// The client acting, `None` for an operator (see [`TenantTx::client_id`]).

@@ -11,7 +11,7 @@ pub struct OrgUser {
     pub name: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_users(tx: &mut TenantTx) -> Result<Vec<OrgUser>, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
     sqlx::query_as!(
@@ -24,7 +24,7 @@ pub async fn list_users(tx: &mut TenantTx) -> Result<Vec<OrgUser>, sqlx::Error> 
 }
 
 /// Adds a user to the transaction's organization with the org's next user id.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_user(
     tx: &mut TenantTx,
     email: &str,

@@ -233,6 +233,37 @@ async fn killed_database_connections_are_replaced_and_the_service_recovers_by_it
     assert_eq!(id, 2);
 }
 
+#[tokio::test]
+async fn after_its_idle_connections_are_killed_at_most_one_request_fails() {
+    // Connections are handed out without a ping while in steady use; once one is found dead,
+    // the others are pinged before use, so a restart costs one request, not one per
+    // pooled connection.
+    let app = TestApp::spawn().await;
+    let token = app.issuer.token("org_acme", "read:data");
+    let list = || {
+        app.http
+            .get(app.url("/orgs/org_acme/data"))
+            .bearer_auth(&token)
+    };
+    let warm = join_all((0..16).map(|_| within_bound(list(), "list to open connections"))).await;
+    assert!(warm.iter().all(|(status, _)| *status == 200));
+    let killed = terminate_orgwall_backends(&app).await;
+    assert!(
+        killed >= 3,
+        "only {killed} pooled connections: nothing to show"
+    );
+
+    let mut statuses = Vec::new();
+    for _ in 0..killed {
+        statuses.push(within_bound(list(), "list after termination").await);
+    }
+    let failed = statuses.iter().filter(|(status, _)| *status != 200).count();
+    assert!(failed <= 1, "{failed} of {killed} failed: {statuses:?}");
+    for (status, body) in &statuses {
+        assert!(*status == 200 || (*status == 503 && *body == unavailable()));
+    }
+}
+
 /// Holds an access-exclusive lock on `records` until the returned connection is dropped.
 async fn lock_records(app: &TestApp) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
     let mut blocker = app.admin_pool.acquire().await.unwrap();
