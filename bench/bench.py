@@ -448,7 +448,7 @@ def bench(key_dir, started):
     no_metrics = Server("no-metrics", BIN, f"{runtime}/orgwall_bench", port + 1, {"METRICS_ADDR": "off"},
                         public_url=public)
     started.append(no_metrics)
-    revoked = Server("revocations", BIN, f"{runtime}/orgwall_bench_rev", port + 2)
+    revoked = Server("revocations", BIN, f"{runtime}/orgwall_bench_rev", port + 2, public_url=public)
     started.append(revoked)
     time.sleep(1)
 
