@@ -56,11 +56,21 @@ impl AppState {
         };
         // Tokens of the built-in issuer (this deployment, whichever instance issued them) can
         // be revoked: when the resource API trusts that issuer, it keeps the revocations in
-        // memory, re-read on every notification and every couple of seconds.
+        // memory, re-read on every notification and every couple of seconds. Without a recent
+        // read it accepts none of that issuer's tokens (503), so the first read happens before
+        // serving; a database that is down at start-up is left to the refresher.
         let revocations = (settings.auth.issuer == settings.public_url)
             .then(|| Arc::new(RevocationState::default()));
         let wake = Arc::new(tokio::sync::Notify::new());
         if let Some(state) = &revocations {
+            let wait = settings
+                .db
+                .acquire_timeout
+                .min(std::time::Duration::from_secs(2));
+            let first = tokio::time::timeout(wait, revocation::load(&pool));
+            if let Ok(Ok(read)) = first.await {
+                state.replace(read);
+            }
             revocation::spawn_refresher(pool.clone(), state, wake.clone());
         }
         if issuer.is_some() || revocations.is_some() {

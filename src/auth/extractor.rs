@@ -199,6 +199,9 @@ async fn authorize<S: Scope>(
         tracing::debug!(?reason, "token rejected");
         match (reason, scheme) {
             (Rejection::Revoked, _) => ApiError::RevokedToken,
+            (Rejection::RevocationsUnknown, _) => ApiError::Unavailable(anyhow::anyhow!(
+                "no recent read of the revocations: tokens cannot be checked against them"
+            )),
             (_, Scheme::Bearer) => ApiError::InvalidToken,
             (_, Scheme::Dpop) => ApiError::InvalidDpopToken,
         }

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use super::claims::VerifiedToken;
 
@@ -43,24 +44,55 @@ impl Revocations {
     }
 }
 
-/// The current [`Revocations`] of this process: an immutable snapshot, replaced whole.
+/// How old the last successful read of the revocations may be before this instance stops
+/// trusting it. Every instance must refuse a revoked token within 5 seconds: an instance that
+/// has not managed to re-read them for that long (the database unreachable, the pool
+/// exhausted) cannot promise it, so it answers 503 rather than accept a token it may no longer
+/// know to be revoked. The refresher re-reads every 2 s, so a healthy instance never gets near.
+pub const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(5);
+
+/// The current [`Revocations`] of this process: an immutable snapshot, replaced whole, and when
+/// it was read. Until the first read there is none, and no token is accepted.
 #[derive(Default)]
 pub struct RevocationState {
-    current: RwLock<Arc<Revocations>>,
+    current: RwLock<Option<Loaded>>,
+}
+
+struct Loaded {
+    revocations: Arc<Revocations>,
+    at: Instant,
 }
 
 impl RevocationState {
-    pub fn snapshot(&self) -> Arc<Revocations> {
-        self.current.read().expect("revocations poisoned").clone()
+    /// The revocations as last read, if that read is recent enough to rely on.
+    pub fn snapshot(&self) -> Option<Arc<Revocations>> {
+        self.snapshot_at(Instant::now())
     }
 
+    fn snapshot_at(&self, now: Instant) -> Option<Arc<Revocations>> {
+        let current = self.current.read().expect("revocations poisoned");
+        current
+            .as_ref()
+            .filter(|l| now.saturating_duration_since(l.at) <= MAX_SNAPSHOT_AGE)
+            .map(|l| l.revocations.clone())
+    }
+
+    /// Installs a fresh read of the database.
     pub fn replace(&self, next: Revocations) {
-        let next = Arc::new(next);
+        self.replace_at(next, Instant::now());
+    }
+
+    fn replace_at(&self, next: Revocations, at: Instant) {
+        let next = Some(Loaded {
+            revocations: Arc::new(next),
+            at,
+        });
         *self.current.write().expect("revocations poisoned") = next;
     }
 
-    pub fn revokes(&self, token: &VerifiedToken, kid: &str) -> bool {
-        self.snapshot().revokes(token, kid)
+    /// Whether the token is revoked; `None` when this instance cannot tell (no recent read).
+    pub fn revokes(&self, token: &VerifiedToken, kid: &str) -> Option<bool> {
+        self.snapshot().map(|r| r.revokes(token, kid))
     }
 }
 
@@ -115,11 +147,30 @@ mod tests {
     #[test]
     fn a_snapshot_taken_before_a_replace_stays_as_it_was() {
         let state = RevocationState::default();
-        let before = state.snapshot();
+        state.replace(Revocations::default());
+        let before = state.snapshot().unwrap();
         let mut next = Revocations::default();
         next.kids.insert("k".into());
         state.replace(next);
         assert!(before.kids.is_empty());
-        assert!(state.snapshot().kids.contains("k"));
+        assert!(state.snapshot().unwrap().kids.contains("k"));
+    }
+
+    #[test]
+    fn without_a_recent_read_nothing_is_known_to_be_unrevoked() {
+        let state = RevocationState::default();
+        let t = token("app1", Some("org_acme"), Some(1000), "j1");
+        assert_eq!(state.revokes(&t, "k1"), None, "never read");
+
+        let read_at = Instant::now();
+        state.replace_at(Revocations::default(), read_at);
+        assert!(state.snapshot_at(read_at + MAX_SNAPSHOT_AGE).is_some());
+        assert!(
+            state
+                .snapshot_at(read_at + MAX_SNAPSHOT_AGE + Duration::from_millis(1))
+                .is_none(),
+            "a read older than the bound is not relied on"
+        );
+        assert_eq!(state.revokes(&t, "k1"), Some(false));
     }
 }

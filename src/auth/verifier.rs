@@ -69,6 +69,8 @@ pub enum Rejection {
     NoClientId,
     /// Verified, then found revoked (by app, org, jti or signing key).
     Revoked,
+    /// Verified, but this instance has no recent read of the revocations to check it against.
+    RevocationsUnknown,
 }
 
 pub struct Verifier {
@@ -179,9 +181,10 @@ impl Verifier {
     }
 
     fn check_revoked(&self, token: VerifiedToken, kid: &str) -> Result<VerifiedToken, Rejection> {
-        match &self.revocations {
-            Some(r) if r.revokes(&token, kid) => Err(Rejection::Revoked),
-            _ => Ok(token),
+        match self.revocations.as_ref().map(|r| r.revokes(&token, kid)) {
+            None | Some(Some(false)) => Ok(token),
+            Some(Some(true)) => Err(Rejection::Revoked),
+            Some(None) => Err(Rejection::RevocationsUnknown),
         }
     }
 

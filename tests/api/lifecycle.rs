@@ -614,3 +614,50 @@ async fn revocations_are_forgotten_once_nothing_they_reject_can_still_be_valid()
     expected.sort();
     assert_eq!(apps, expected);
 }
+
+/// An instance that has not managed to re-read the revocations for longer than a revocation
+/// may take to reach it cannot promise to refuse a revoked token: it answers 503 for the
+/// issuer's tokens instead of accepting them, and serves them again once it reads again.
+#[tokio::test]
+async fn an_instance_that_cannot_read_the_revocations_refuses_tokens_until_it_can_again() {
+    let app = TestApp::spawn_issuer().await;
+    let (id, secret) = app.setup_tutorial("org_acme").await;
+    let token = app.access_token(&id, &secret).await;
+    let path = "/orgs/org_acme/data";
+    assert_eq!(app.get(path, Some(&token)).await.status(), 200);
+
+    // From now on the service's reads of the revocations fail (one of their tables is gone
+    // from under its name); the tenant read itself does not touch it.
+    sqlx::query("alter table app_token_cutoffs rename to app_token_cutoffs_away")
+        .execute(&app.admin_pool)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let limit = Duration::from_secs(10);
+    let mut status = 200;
+    while status != 503 && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = app.get(path, Some(&token)).await.status().as_u16();
+        assert!(status == 200 || status == 503, "got {status}");
+    }
+    let took = started.elapsed();
+    println!("refusing tokens {took:?} after the revocations became unreadable");
+    assert_eq!(status, 503, "still accepting tokens after {limit:?}");
+    assert_error(
+        app.get(path, Some(&token)).await,
+        503,
+        "Service temporarily unavailable",
+    )
+    .await;
+
+    sqlx::query("alter table app_token_cutoffs_away rename to app_token_cutoffs")
+        .execute(&app.admin_pool)
+        .await
+        .unwrap();
+    assert!(
+        until_status(&app.http, &app.url(path), &token, 200)
+            .await
+            .is_some(),
+        "not serving again within {CONVERGE:?} of the revocations being readable"
+    );
+}
