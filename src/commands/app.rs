@@ -101,13 +101,7 @@ pub async fn run(cmd: AppCmd, pool: &PgPool) -> anyhow::Result<()> {
             org,
             jwks_file: None,
             require_dpop,
-        } => {
-            let app = c::create_app(pool, &name, org.as_ref()).await?;
-            if require_dpop {
-                kb::set_require_dpop(pool, &app.client_id, true).await?;
-            }
-            print_json(&app)
-        }
+        } => print_json(&c::create_app(pool, &name, org.as_ref(), require_dpop).await?),
         AppCmd::SetKeys {
             client_id,
             jwks_file,

@@ -91,7 +91,7 @@ pub async fn ensure_world(pool: &PgPool) -> anyhow::Result<Vec<DemoApp>> {
                 (s.client_id, s.client_secret)
             }
             None => {
-                let a = catalogue::create_app(pool, &name, Some(&org)).await?;
+                let a = catalogue::create_app(pool, &name, Some(&org), false).await?;
                 (a.client_id, a.client_secret)
             }
         };

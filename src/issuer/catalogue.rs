@@ -401,7 +401,14 @@ async fn require_org(pool: &PgPool, org: &OrgCode) -> Result<()> {
 
 /// Creates an app (org-scoped with `org`) and its first secret.
 #[tracing::instrument(skip_all)]
-pub async fn create_app(pool: &PgPool, name: &AppName, org: Option<&OrgCode>) -> Result<NewApp> {
+/// Creates an app with a secret; with `require_dpop`, its tokens must be DPoP-bound. One
+/// transaction: the app, its secret, that setting and the audit event exist together or not.
+pub async fn create_app(
+    pool: &PgPool,
+    name: &AppName,
+    org: Option<&OrgCode>,
+    require_dpop: bool,
+) -> Result<NewApp> {
     if let Some(org) = org {
         require_org(pool, org).await?;
     }
@@ -425,6 +432,15 @@ pub async fn create_app(pool: &PgPool, name: &AppName, org: Option<&OrgCode>) ->
         )
         .execute(tx.conn())
         .await?;
+        if require_dpop {
+            sqlx::query!(
+                "update m2m_apps set require_dpop = $2 where client_id = $1",
+                client_id,
+                require_dpop,
+            )
+            .execute(tx.conn())
+            .await?;
+        }
         let details = json!({"app_client_id": client_id, "name": name.as_str()});
         audit_app(&mut tx, org, AuditAction::AppCreated, details).await
     }

@@ -361,22 +361,6 @@ pub async fn set_keys(
     })
 }
 
-/// Makes an app's tokens DPoP-bound only (or not).
-pub async fn set_require_dpop(
-    pool: &PgPool,
-    client_id: &str,
-    require_dpop: bool,
-) -> Result<(), CatalogueError> {
-    on_pool!(pool, |conn| sqlx::query!(
-        "update m2m_apps set require_dpop = $2 where client_id = $1",
-        client_id,
-        require_dpop,
-    )
-    .execute(conn)
-    .await)?;
-    Ok(())
-}
-
 /// Parses a JWKS (or one JWK) given by an operator, with a one-line reason when it is refused.
 pub fn parse_jwks(bytes: &[u8]) -> Result<PublicJwks, CatalogueError> {
     PublicJwks::parse(bytes).map_err(|e| CatalogueError::Invalid(format!("jwks: {e}")))

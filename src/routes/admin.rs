@@ -263,10 +263,7 @@ async fn create_app(
             HttpResponse::Created().json(app.await?)
         }
         None => {
-            let app = catalogue::create_app(pool, &input.name, org).await?;
-            if input.require_dpop {
-                keybound::set_require_dpop(pool, &app.client_id, true).await?;
-            }
+            let app = catalogue::create_app(pool, &input.name, org, input.require_dpop).await?;
             HttpResponse::Created()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .json(app)
