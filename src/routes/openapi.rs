@@ -11,6 +11,7 @@
 //! Which parts the document has follows what the app registered: the issuer's routes when the
 //! built-in issuer is on, the admin API and the console when `ADMIN_TOKEN` is also set.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,7 +21,7 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
 
 use crate::issuer::Issuer;
 use crate::routes::admin::AdminToken;
@@ -512,6 +513,48 @@ response!(
     oauth_error("The database cannot be reached right now (`temporarily_unavailable`)")
 );
 
+/// A set of the shared responses above for an operation's `responses(...)`, each a status and
+/// the response component it refers to (the same `$ref` as `(status = .., response = ..)`).
+macro_rules! response_set {
+    ($(#[$doc:meta])* $ty:ident { $($status:literal => $component:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl IntoResponses for $ty {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                [$(($status, stringify!($component))),+]
+                    .into_iter()
+                    .map(|(status, name)| {
+                        (status.to_string(), RefOr::Ref(Ref::from_response_name(name)))
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+response_set!(
+    /// The resource API's authorization refusals, and the database being down.
+    TenantAuth { "401" => Unauthorized, "403" => Forbidden, "503" => Unavailable }
+);
+response_set!(
+    /// The admin API's refusal of a missing or wrong admin token, and the database being down.
+    AdminAuth { "401" => AdminUnauthorized, "503" => Unavailable }
+);
+response_set!(
+    /// A JSON body that is too large or not JSON.
+    JsonBody { "413" => PayloadTooLarge, "415" => UnsupportedMediaType }
+);
+response_set!(
+    /// The OAuth endpoints' errors (RFC 6749 section 5.2 bodies).
+    OAuthErrors {
+        "400" => OAuthBadRequest,
+        "401" => OAuthUnauthorized,
+        "429" => SlowDown,
+        "503" => OAuthUnavailable,
+    }
+);
+
 // ---------------------------------------------------------------------------------------------
 // Security schemes.
 
@@ -778,9 +821,7 @@ mod paths {
         responses(
             (status = 200, description = "A page of records", body = RecordList),
             (status = 400, response = BadRequest),
-            (status = 401, response = Unauthorized),
-            (status = 403, response = Forbidden),
-            (status = 503, response = Unavailable),
+            TenantAuth,
         ))]
     fn list_records() {}
 
@@ -796,11 +837,8 @@ mod paths {
                 ("Location" = String, description = "`/orgs/{org_code}/data/{id}` of the new record"),
             )),
             (status = 400, response = BadRequest),
-            (status = 401, response = Unauthorized),
-            (status = 403, response = Forbidden),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            TenantAuth,
+            JsonBody,
         ))]
     fn create_record() {}
 
@@ -816,10 +854,8 @@ mod paths {
         responses(
             (status = 200, description = "The record", body = RecordEnvelope),
             (status = 400, response = BadRequest),
-            (status = 401, response = Unauthorized),
-            (status = 403, response = Forbidden),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            TenantAuth,
         ))]
     fn get_record() {}
 
@@ -836,12 +872,9 @@ mod paths {
         responses(
             (status = 200, description = "The changed record", body = RecordEnvelope),
             (status = 400, response = BadRequest),
-            (status = 401, response = Unauthorized),
-            (status = 403, response = Forbidden),
             (status = 404, response = NotFound),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            TenantAuth,
+            JsonBody,
         ))]
     fn update_record() {}
 
@@ -857,10 +890,8 @@ mod paths {
         responses(
             (status = 204, description = "Deleted"),
             (status = 400, response = BadRequest),
-            (status = 401, response = Unauthorized),
-            (status = 403, response = Forbidden),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            TenantAuth,
         ))]
     fn delete_record() {}
 
@@ -872,9 +903,7 @@ mod paths {
         security(("bearer_jwt" = ["read:users"])),
         responses(
             (status = 200, description = "The users", body = UserList),
-            (status = 401, response = Unauthorized),
-            (status = 403, response = Forbidden),
-            (status = 503, response = Unavailable),
+            TenantAuth,
         ))]
     fn list_users() {}
 
@@ -894,9 +923,7 @@ mod paths {
         responses(
             (status = 200, description = "A page of events", body = AuditList),
             (status = 400, response = BadRequest),
-            (status = 401, response = Unauthorized),
-            (status = 403, response = Forbidden),
-            (status = 503, response = Unavailable),
+            TenantAuth,
         ))]
     fn list_audit_events() {}
 
@@ -953,10 +980,7 @@ mod paths {
                 ("Cache-Control" = String, description = "`no-store`"),
                 ("Pragma" = String, description = "`no-cache`"),
             )),
-            (status = 400, response = OAuthBadRequest),
-            (status = 401, response = OAuthUnauthorized),
-            (status = 429, response = SlowDown),
-            (status = 503, response = OAuthUnavailable),
+            OAuthErrors,
         ))]
     fn token() {}
 
@@ -971,10 +995,7 @@ mod paths {
             (status = 200, description = "Revoked, or nothing to revoke (empty body)", headers(
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
-            (status = 400, response = OAuthBadRequest),
-            (status = 401, response = OAuthUnauthorized),
-            (status = 429, response = SlowDown),
-            (status = 503, response = OAuthUnavailable),
+            OAuthErrors,
         ))]
     fn revoke() {}
 
@@ -991,10 +1012,7 @@ mod paths {
                 body = Introspection, headers(
                     ("Cache-Control" = String, description = "`no-store`"),
                 )),
-            (status = 400, response = OAuthBadRequest),
-            (status = 401, response = OAuthUnauthorized),
-            (status = 429, response = SlowDown),
-            (status = 503, response = OAuthUnavailable),
+            OAuthErrors,
         ))]
     fn introspect() {}
 
@@ -1003,8 +1021,7 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Every registered API", body = Vec<ApiOut>),
-            (status = 401, response = AdminUnauthorized),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn list_apis() {}
 
@@ -1015,11 +1032,9 @@ mod paths {
         responses(
             (status = 201, description = "The new API", body = ApiOut),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 409, response = Conflict),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn create_api() {}
 
@@ -1030,12 +1045,10 @@ mod paths {
         responses(
             (status = 200, description = "The API with its scopes", body = ApiOut),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
             (status = 409, response = Conflict),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn add_scope() {}
 
@@ -1044,8 +1057,7 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Every organization", body = Vec<OrgOut>),
-            (status = 401, response = AdminUnauthorized),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn list_orgs() {}
 
@@ -1056,11 +1068,9 @@ mod paths {
         responses(
             (status = 201, description = "The new organization", body = OrgOut),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 409, response = Conflict),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn create_org() {}
 
@@ -1072,12 +1082,10 @@ mod paths {
         responses(
             (status = 201, description = "The new user", body = NewUser),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
             (status = 409, response = Conflict),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn add_user() {}
 
@@ -1086,8 +1094,7 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Every app with its grants", body = Vec<AppOut>),
-            (status = 401, response = AdminUnauthorized),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn list_apps() {}
 
@@ -1105,12 +1112,10 @@ mod paths {
                 ("Cache-Control" = String, description = "`no-store` (an app with a secret)"),
             )),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
             (status = 409, response = Conflict),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn create_app() {}
 
@@ -1120,9 +1125,8 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Deleted", body = AppDeleted),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn delete_app() {}
 
@@ -1136,11 +1140,9 @@ mod paths {
         responses(
             (status = 200, description = "The grant", body = GrantOut),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn authorize_app() {}
 
@@ -1156,11 +1158,9 @@ mod paths {
         responses(
             (status = 200, description = "The kids now registered", body = KeysOut),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn set_app_keys() {}
 
@@ -1176,11 +1176,9 @@ mod paths {
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn rotate_secret() {}
 
@@ -1190,9 +1188,8 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Disabled", body = AppEnabled),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn disable_app() {}
 
@@ -1202,9 +1199,8 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Enabled", body = AppEnabled),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn enable_app() {}
 
@@ -1223,8 +1219,7 @@ mod paths {
                 body = AdminTokenError),
             (status = 401, description = "The admin token is missing or wrong (`{error, message}`), or the app is unknown or disabled (`invalid_client`)",
                 body = AdminTokenError),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
+            JsonBody,
             (status = 503, description = "The database cannot be reached right now",
                 body = AdminTokenError),
         ))]
@@ -1237,9 +1232,8 @@ mod paths {
         responses(
             (status = 200, description = "Revoked", body = AppTokensRevoked),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn revoke_app_tokens() {}
 
@@ -1253,9 +1247,8 @@ mod paths {
         responses(
             (status = 200, description = "Disabled", body = OrgSwitched),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn disable_org() {}
 
@@ -1266,9 +1259,8 @@ mod paths {
         responses(
             (status = 200, description = "Enabled", body = OrgSwitched),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn enable_org() {}
 
@@ -1282,10 +1274,8 @@ mod paths {
         responses(
             (status = 200, description = "Revoked", body = TokenRevoked),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
-            (status = 413, response = PayloadTooLarge),
-            (status = 415, response = UnsupportedMediaType),
-            (status = 503, response = Unavailable),
+            AdminAuth,
+            JsonBody,
         ))]
     fn revoke_token() {}
 
@@ -1294,8 +1284,7 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "Every signing key, newest first", body = KeyList),
-            (status = 401, response = AdminUnauthorized),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn list_keys() {}
 
@@ -1304,8 +1293,7 @@ mod paths {
         security(("admin_token" = [])),
         responses(
             (status = 200, description = "The new key ids", body = RotatedKeys),
-            (status = 401, response = AdminUnauthorized),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn rotate_keys() {}
 
@@ -1319,9 +1307,8 @@ mod paths {
         responses(
             (status = 200, description = "Revoked", body = KeyRevoked),
             (status = 400, response = BadRequest),
-            (status = 401, response = AdminUnauthorized),
             (status = 404, response = NotFound),
-            (status = 503, response = Unavailable),
+            AdminAuth,
         ))]
     fn revoke_key() {}
 

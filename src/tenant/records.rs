@@ -9,7 +9,8 @@ use super::{Counter, TenantCall, TenantTx};
 use crate::db::Work;
 use crate::domain::RecordName;
 
-/// Serialized with its members in alphabetical order (see the `Serialize` impl below).
+// One record of an organization.
+// Serialized with its members in alphabetical order (see the `Serialize` impl below).
 #[derive(Debug, utoipa::ToSchema)]
 pub struct Record {
     pub id: i64,
