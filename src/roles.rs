@@ -209,16 +209,16 @@ pub async fn store_session_timeouts(
     let runtime_role = runtime_role.map(parse_role_name).transpose()?;
     let statement_ms = statement_timeout.as_millis().to_string();
     // Names and values are quoted by the server (`%I`, `%L`).
-    let statements: Vec<String> = sqlx::query_scalar(
-        "select format('alter role %I in database %I set %s = %L',
+    let statements: Vec<String> = sqlx::query_scalar!(
+        r#"select format('alter role %I in database %I set %s = %L',
                        coalesce($1::text, current_user::text), current_database(),
-                       s.name, s.value)
+                       s.name, s.value) as "statement!"
            from (values ('statement_timeout', $2::text),
-                        ('idle_in_transaction_session_timeout', $3::text)) as s(name, value)",
+                        ('idle_in_transaction_session_timeout', $3::text)) as s(name, value)"#,
+        runtime_role,
+        statement_ms,
+        crate::db::IDLE_IN_TRANSACTION_TIMEOUT,
     )
-    .bind(runtime_role)
-    .bind(statement_ms)
-    .bind(crate::db::IDLE_IN_TRANSACTION_TIMEOUT)
     .fetch_all(&mut *conn)
     .await
     .context("cannot read the database's name")?;
