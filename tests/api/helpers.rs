@@ -916,3 +916,62 @@ pub fn www_authenticate(headers: &reqwest::header::HeaderMap) -> Option<String> 
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_string())
 }
+
+/// PUBLIC_URL (and so `iss`) of the `orgwall serve` processes that multi-instance tests start.
+pub const SERVE_PUBLIC_URL: &str = "https://orgwall.test";
+
+/// One `orgwall serve` process of the real binary on its own port, with the issuer and the admin
+/// API on and the settings of `env` on top; ready (its `/ready` answered 200) once started,
+/// killed when dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl ServeProcess {
+    pub async fn start(env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgwall"));
+        command
+            .arg("serve")
+            .current_dir(std::env::temp_dir())
+            .env_remove("ORGWALL_CONFIG")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("PUBLIC_URL", SERVE_PUBLIC_URL)
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("METRICS_ADDR", "off")
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start orgwall serve");
+        let process = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        for _ in 0..200 {
+            if let Ok(res) = process.http.get(process.url("/ready")).send().await
+                && res.status() == 200
+            {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("orgwall serve did not come up");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

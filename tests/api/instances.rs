@@ -2,7 +2,6 @@
 //! others within 5 seconds, also when an instance's LISTEN connection was killed or silently
 //! black-holed. The instances are the real binary (`orgwall serve`), each with its own port.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,62 +9,35 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{ADMIN_TOKEN, AUDIENCE, TestApp, free_port, server_url};
+use crate::helpers::{ADMIN_TOKEN, AUDIENCE, ServeProcess, TestApp, server_url};
 use crate::lifecycle::{CONVERGE, assert_revoked, orgwall, until_status};
 
-/// Every instance's PUBLIC_URL (and so the `iss` each writes and trusts).
-const PUBLIC_URL: &str = "https://orgwall.test";
-
 /// One `orgwall serve` process, killed when dropped.
-struct Instance {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
+struct Instance(ServeProcess);
+
+impl std::ops::Deref for Instance {
+    type Target = ServeProcess;
+    fn deref(&self) -> &ServeProcess {
+        &self.0
+    }
 }
 
 impl Instance {
     /// Serves `database` with the issuer and admin API on; its LISTEN connection is named
     /// `listen_name` in `pg_stat_activity`.
     async fn start(database: &str, listen_name: &str) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_orgwall"))
-            .arg("serve")
-            .current_dir(std::env::temp_dir())
-            .env_remove("ORGWALL_CONFIG")
-            .env("DATABASE_URL", database)
-            .env(
-                "DATABASE_LISTEN_URL",
-                format!("{database}?application_name={listen_name}"),
-            )
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("PUBLIC_URL", PUBLIC_URL)
-            .env("ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("WORKERS", "1")
-            .env("METRICS_ADDR", "off")
-            .env("DB_MAX_CONNECTIONS", "4")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start orgwall serve");
-        let instance = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        for _ in 0..200 {
-            if let Ok(res) = instance.http.get(instance.url("/ready")).send().await
-                && res.status() == 200
-            {
-                return instance;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("orgwall serve did not come up");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        Self(
+            ServeProcess::start(&[
+                ("DATABASE_URL", database.to_owned()),
+                (
+                    "DATABASE_LISTEN_URL",
+                    format!("{database}?application_name={listen_name}"),
+                ),
+                ("WORKERS", "1".into()),
+                ("DB_MAX_CONNECTIONS", "4".into()),
+            ])
+            .await,
+        )
     }
 
     async fn admin(&self, path: &str) -> Value {
@@ -103,13 +75,6 @@ impl Instance {
             .send()
             .await
             .unwrap()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, Row};
 
-use crate::helpers::{ADMIN_TOKEN, AUDIENCE, TestDb, free_port, server_url};
+use crate::helpers::{ADMIN_TOKEN, AUDIENCE, ServeProcess, TestDb, free_port, server_url};
 use crate::lifecycle::CONVERGE;
 
 const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
@@ -26,8 +26,6 @@ const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
 const SERVER_CONNECTIONS: usize = 4;
 /// What `migrate` stores as the runtime role's `statement_timeout` (not the default, 10s).
 const STATEMENT_TIMEOUT: &str = "7s";
-/// Every instance's PUBLIC_URL (and so the `iss` each writes and trusts).
-const PUBLIC_URL: &str = "https://orgwall.test";
 
 /// One PgBouncer process in transaction mode in front of the test server, killed (and its
 /// directory removed) when dropped.
@@ -252,49 +250,18 @@ async fn last_text(conn: &mut PgConnection, sql: &'static str) -> String {
 }
 
 /// One `orgwall serve` process with the issuer and admin API on, killed when dropped.
-struct Instance {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
+struct Instance(ServeProcess);
+
+impl std::ops::Deref for Instance {
+    type Target = ServeProcess;
+    fn deref(&self) -> &ServeProcess {
+        &self.0
+    }
 }
 
 impl Instance {
     async fn start(env: &[(&str, String)]) -> Self {
-        let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_orgwall"));
-        command
-            .arg("serve")
-            .current_dir(std::env::temp_dir())
-            .env_remove("ORGWALL_CONFIG")
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("PUBLIC_URL", PUBLIC_URL)
-            .env("ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("METRICS_ADDR", "off")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("start orgwall serve");
-        let instance = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        for _ in 0..200 {
-            if let Ok(res) = instance.http.get(instance.url("/ready")).send().await
-                && res.status() == 200
-            {
-                return instance;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("orgwall serve did not come up");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        Self(ServeProcess::start(env).await)
     }
 
     async fn admin(&self, path: &str, body: Value) -> Value {
@@ -375,13 +342,6 @@ impl Instance {
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
