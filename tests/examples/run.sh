@@ -37,63 +37,10 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import authlib, joser
 fi
 PYTHON=$VENV/bin/python
 
-# 2. The binary.
-if [ -z "${ORGWALL_BIN:-}" ]; then
-    SQLX_OFFLINE=${SQLX_OFFLINE:-true} cargo build --quiet --bin orgwall
-    ORGWALL_BIN=$ROOT/target/debug/orgwall
-fi
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-WORK=$(mktemp -d)
-DB_NAME=orgwall_examples_$(python3 -c 'import uuid; print(uuid.uuid4().hex)')
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
-SERVER_PID=
-
-cleanup() {
-    local status=$?
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    psql "$PG_SERVER/postgres" -q -v ON_ERROR_STOP=1 \
-        -c "drop database if exists \"$DB_NAME\" with (force)" >/dev/null 2>&1 ||
-        say "could not drop database $DB_NAME"
-    if [ "$status" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-        say "server log (last 40 lines):"
-        tail -n 40 "$WORK/server.log" >&2
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# 3. The server: migrate, the tutorial's world (org_acme and its records), serve.
-export DATABASE_URL=$PG_SERVER/$DB_NAME
-say "starting orgwall on $BASE with database $DB_NAME"
-HOST=127.0.0.1 PORT=$PORT PUBLIC_URL=$BASE METRICS_ADDR=off LOG_FORMAT=json RUST_LOG=warn \
-    "$ORGWALL_BIN" demo >"$WORK/demo.json" 2>"$WORK/server.log" &
-SERVER_PID=$!
-
-for _ in $(seq 1 120); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        say "orgwall exited before it was ready"
-        exit 1
-    fi
-    if curl -fsS "$BASE/ready" >/dev/null 2>&1; then
-        break
-    fi
-    sleep 0.5
-done
-curl -fsS "$BASE/ready" >/dev/null
+# 2. The binary, and the server: migrate, the tutorial's world (org_acme and its records), serve.
+# shellcheck source=tests/support/demo-server.sh
+. "$ROOT/tests/support/demo-server.sh"
+start_demo orgwall_examples
 
 # The records the example must print: the database's own list, read as the superuser.
 EXPECTED=$(psql "$DATABASE_URL" -qAt -v ON_ERROR_STOP=1 \
@@ -103,7 +50,7 @@ if [ "$EXPECTED" = "[]" ]; then
     exit 1
 fi
 
-# 4. One case per key type, each with an app of its own.
+# 3. One case per key type, each with an app of its own.
 pass=0
 fail=0
 run_case() {

@@ -36,67 +36,14 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
 fi
 "$VENV/bin/schemathesis" --version
 
-# 2. The binary.
-if [ -z "${ORGWALL_BIN:-}" ]; then
-    SQLX_OFFLINE=${SQLX_OFFLINE:-true} cargo build --quiet --bin orgwall
-    ORGWALL_BIN=$ROOT/target/debug/orgwall
-fi
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-WORK=$(mktemp -d)
-DB_NAME=orgwall_schemathesis_$(python3 -c 'import uuid; print(uuid.uuid4().hex)')
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
+# 2. The binary, and the server: migrate, the tutorial's world with the admin API on, serve.
+# `orgwall demo`'s credentials JSON goes to $WORK/demo.json.
 ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
-SERVER_PID=
+# shellcheck source=tests/support/demo-server.sh
+. "$ROOT/tests/support/demo-server.sh"
+start_demo orgwall_schemathesis ADMIN_TOKEN="$ADMIN_TOKEN"
 
-cleanup() {
-    local status=$?
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    psql "$PG_SERVER/postgres" -q -v ON_ERROR_STOP=1 \
-        -c "drop database if exists \"$DB_NAME\" with (force)" >/dev/null 2>&1 ||
-        say "could not drop database $DB_NAME"
-    if [ "$status" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-        say "server log (last 40 lines):"
-        tail -n 40 "$WORK/server.log" >&2
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# 3. The server: migrate, the tutorial's world, serve. Its credentials JSON goes to stdout.
-say "starting orgwall on $BASE with database $DB_NAME"
-DATABASE_URL=$PG_SERVER/$DB_NAME \
-    HOST=127.0.0.1 PORT=$PORT PUBLIC_URL=$BASE \
-    ADMIN_TOKEN=$ADMIN_TOKEN METRICS_ADDR=off LOG_FORMAT=json RUST_LOG=warn \
-    "$ORGWALL_BIN" demo >"$WORK/demo.json" 2>"$WORK/server.log" &
-SERVER_PID=$!
-
-for _ in $(seq 1 120); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        say "orgwall exited before it was ready"
-        exit 1
-    fi
-    if curl -fsS "$BASE/ready" >/dev/null 2>&1; then
-        break
-    fi
-    sleep 0.5
-done
-curl -fsS "$BASE/ready" >/dev/null
-
-# 4. Credentials: Acme's app, granted every scope of the tutorial's API, and a token for it.
+# 3. Credentials: Acme's app, granted every scope of the tutorial's API, and a token for it.
 read -r CLIENT_ID CLIENT_SECRET < <(python3 -c '
 import json, sys
 apps = json.load(open(sys.argv[1]))["apps"]
@@ -132,7 +79,7 @@ import json, sys
 values = [r["value"] for r in json.load(sys.stdin)["records"]]
 assert [1.7976931348623157e308, 5e-324] in values, values'
 
-# 5. schemathesis. Credentials per security scheme of the document; the resource API's
+# 4. schemathesis. Credentials per security scheme of the document; the resource API's
 # operations get the token's own organization (another one is a 403 every time).
 cat >"$WORK/schemathesis.toml" <<'EOF'
 [auth.openapi.bearer_jwt]
