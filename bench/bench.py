@@ -610,7 +610,7 @@ def bench(key_dir, started):
                 log(f"floor {name}: {f['tps']:.0f} tps, PostgreSQL {f['postgres_us']:.0f} µs/tx")
         return
     # A scenario that appears in several groups keeps all its runs (more samples for its median).
-    measure(dedupe_groups(groups))
+    measure(groups)
 
     log("128 connections (tail latency and peak memory)")
     read128 = Scenario("list read (Bearer)", main_server, read.url, headers=bearer, connections=128)
@@ -646,10 +646,6 @@ def unique(items):
             seen.add(id(item))
             out.append(item)
     return out
-
-
-def dedupe_groups(groups):
-    return [g for g in groups if g]
 
 
 # ---------------------------------------------------------------------------------- report
