@@ -174,15 +174,23 @@ def set_up_database(binary, db, role, key_dir):
         insert into records (org_code, id, name, value)
         select 'org_bench_' || o, n, 'record ' || n, jsonb_build_object('n', n, 'payload', repeat('x', 40))
           from generate_series(1, 3) o, generate_series(1, 1000) n;
-        insert into tenant_counters (org_code, counter, last_value)
-        select 'org_bench_' || o, 'records', 1000 from generate_series(1, 3) o
-        on conflict (org_code, counter) do update set last_value = excluded.last_value;
-        analyze;
     """)
-    # The live-count counter (newer schemas keep `records_live` by trigger): set it if present.
-    psql(db, """
-        update tenant_counters set last_value = 1000 where counter = 'records_live';
-    """)
+    # The counters that go with 1,000 records per org: one row per org (org_counters), or, in
+    # schemas before it (an older baseline binary), one row per counter.
+    if psql(db, "select to_regclass('org_counters') is not null").strip() == "t":
+        psql(db, """
+            insert into org_counters (org_code, last_record_id, live_records)
+            select 'org_bench_' || o, 1000, 1000 from generate_series(1, 3) o
+            on conflict (org_code) do update set last_record_id = 1000, live_records = 1000;
+        """)
+    else:
+        psql(db, """
+            insert into tenant_counters (org_code, counter, last_value)
+            select 'org_bench_' || o, c, 1000 from generate_series(1, 3) o,
+                   unnest(array['records', 'records_live']) c
+            on conflict (org_code, counter) do update set last_value = excluded.last_value;
+        """)
+    psql(db, "analyze")
     return apps
 
 

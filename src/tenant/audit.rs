@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::TenantTx;
 use super::records::Page;
-use super::{Counter, TenantTx};
 use crate::db::Tx;
 use crate::domain::OrgCode;
 
@@ -74,11 +74,10 @@ pub async fn list(tx: &mut TenantTx, page: &Page) -> Result<(Vec<AuditEvent>, i6
     )
     .fetch_all(tx.conn())
     .await?;
-    // Events are never deleted and ids never skip, so the counter is the count.
+    // Events are never deleted and ids never skip, so the last id is the count.
     let total = sqlx::query_scalar!(
-        "select last_value from tenant_counters where org_code = $1 and counter = $2",
+        "select last_event_id from org_counters where org_code = $1",
         org,
-        Counter::AuditEvents.as_str(),
     )
     .fetch_optional(tx.conn())
     .await?

@@ -19,30 +19,6 @@ use crate::auth::OrgContext;
 use crate::db::Tx;
 use crate::domain::OrgCode;
 
-/// The per-organization counters in `tenant_counters`, by their stored name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Counter {
-    /// The last record id handed out (ids are never reused).
-    Records,
-    /// The last user id handed out.
-    OrgUsers,
-    /// How many records the org has now, kept by triggers (the list's `total`).
-    RecordsLive,
-    /// The last audit event id handed out (also the number of events: none is ever deleted).
-    AuditEvents,
-}
-
-impl Counter {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Counter::Records => "records",
-            Counter::OrgUsers => "org_users",
-            Counter::RecordsLive => "records_live",
-            Counter::AuditEvents => "audit_events",
-        }
-    }
-}
-
 /// A transaction in which the role is `orgwall_tenant` and `app.org_code` names exactly one
 /// organization.
 pub struct TenantTx {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::audit::AuditAction;
-use super::{Counter, TenantCall, TenantTx};
+use super::{TenantCall, TenantTx};
 use crate::db::Work;
 use crate::domain::RecordName;
 
@@ -101,7 +101,7 @@ pub async fn list(call: &TenantCall<'_>, page: &Page) -> Result<(Vec<Record>, i6
     Ok((records, total))
 }
 
-/// How many records the org has (kept by triggers, not counted).
+/// How many records the org has (a counter kept with every create and delete, not a count).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn count(call: &TenantCall<'_>) -> Result<i64, sqlx::Error> {
     let mut work = Work::start(call.pool).await?;
@@ -230,10 +230,9 @@ pub async fn delete(tx: &mut TenantTx, id: i64) -> Result<bool, sqlx::Error> {
 pub async fn ever_created(tx: &mut TenantTx) -> Result<bool, sqlx::Error> {
     let org = tx.org().as_str().to_owned();
     sqlx::query_scalar!(
-        r#"select exists (select 1 from tenant_counters where org_code = $1 and counter = $2)
+        r#"select exists (select 1 from org_counters where org_code = $1 and last_record_id > 0)
              as "exists!""#,
         org,
-        Counter::Records.as_str(),
     )
     .fetch_one(tx.conn())
     .await

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Counter, TenantTx};
+use super::TenantTx;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrgUser {
@@ -34,10 +34,9 @@ pub async fn insert_user(
     sqlx::query_as!(
         OrgUser,
         "insert into org_users (org_code, id, email, name)
-         values ($1, tenant_next_id($1, $2), $3, $4)
+         values ($1, (tenant_take_ids($1, 0, 1, 0)).user_id, $2, $3)
          returning id, email, name",
         org,
-        Counter::OrgUsers.as_str(),
         email,
         name,
     )

@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::helpers::{TestApp, ctx};
 
-const TENANT_TABLES: [&str; 4] = ["records", "org_users", "tenant_counters", "audit_events"];
+const TENANT_TABLES: [&str; 4] = ["records", "org_users", "org_counters", "audit_events"];
 const CATALOGUE_TABLES: [&str; 10] = [
     "apis",
     "api_scopes",
@@ -362,11 +362,6 @@ async fn without_the_app_filter_rls_alone_limits_reads_updates_and_deletes_to_th
     let db = app.admin_pool.clone();
     let beta_before = snapshot(&app.admin_pool, "org_beta").await;
 
-    let acme_counters: i64 =
-        sqlx::query_scalar("select count(*) from tenant_counters where org_code = 'org_acme'")
-            .fetch_one(&app.admin_pool)
-            .await
-            .unwrap();
     let tables = tenant_tables(&app.admin_pool).await;
 
     let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
@@ -402,8 +397,8 @@ async fn without_the_app_filter_rls_alone_limits_reads_updates_and_deletes_to_th
         ("update records set value = '0' where id = 3", 0),
         ("update org_users set name = 'touched'", 1),
         (
-            "update tenant_counters set last_value = last_value + 100",
-            acme_counters as u64,
+            "update org_counters set last_user_id = last_user_id + 100",
+            1,
         ),
         ("delete from records where id = 2", 0),
         ("delete from org_users", 1),
@@ -443,21 +438,19 @@ async fn without_the_app_filter_rls_alone_refuses_writes_for_another_tenant() {
 
     for sql in [
         "insert into org_users (org_code, id, email, name) values ('org_beta', 9, 'x@y.z', 'x')",
-        "insert into tenant_counters (org_code, counter, last_value) values ('org_beta', 'x', 1)",
-        "insert into tenant_counters (org_code, counter, last_value) values ('org_beta', 'records', 1)
-           on conflict (org_code, counter) do update set last_value = 1",
+        "insert into org_counters (org_code) values ('org_gamma')",
+        "insert into org_counters (org_code, last_record_id) values ('org_beta', 1)
+           on conflict (org_code) do update set last_record_id = 1",
         "update org_users set org_code = 'org_beta'",
-        "update tenant_counters set org_code = 'org_beta'",
+        "update org_counters set org_code = 'org_beta'",
         "update records set org_code = 'org_beta', id = id + 100",
         // TRUNCATE ignores RLS: the tenant role must not hold it at all.
         "truncate records",
-        "truncate org_users, tenant_counters",
-        "delete from tenant_counters",
+        "truncate org_users, org_counters",
+        "delete from org_counters",
     ] {
         let mut tx = TenantTx::begin(&db, &ctx("org_acme")).await.unwrap();
-        let err = unfiltered::execute(&mut tx, sql)
-            .await
-            .expect_err(sql);
+        let err = unfiltered::execute(&mut tx, sql).await.expect_err(sql);
         tx.rollback().await.unwrap();
         assert_eq!(
             err.as_database_error().and_then(|e| e.code()).as_deref(),
@@ -504,7 +497,7 @@ async fn when_the_app_filter_and_the_database_context_disagree_the_route_queries
     tx.commit().await.unwrap();
 
     let mut tx = disagreeing().await;
-    let err = sqlx::query("select tenant_next_id('org_acme', 'records')")
+    let err = sqlx::query("select tenant_take_ids('org_acme', 1, 0, 0)")
         .execute(tx.conn())
         .await
         .expect_err("Acme's record counter under Beta's context");

@@ -26,14 +26,21 @@ async fn seeded_pool(max: u32) -> (TestDb, PgPool) {
         .connect(&db.url)
         .await
         .unwrap();
-    sqlx::query(
-        "insert into records (org_code, id, name, value) values
-           ('org_acme', 1, 'Acme Record A', '100'), ('org_acme', 2, 'Acme Record B', '200'),
-           ('org_beta', 1, 'Beta Record A', '50')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    // Through the function the service creates records with: it takes their ids and counts
+    // them.
+    for (org, name, value) in [
+        ("org_acme", "Acme Record A", "100"),
+        ("org_acme", "Acme Record B", "200"),
+        ("org_beta", "Beta Record A", "50"),
+    ] {
+        sqlx::query("select id from tenant_create_record($1, null, $2, $3::jsonb)")
+            .bind(org)
+            .bind(name)
+            .bind(value)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     (db, pool)
 }
 
@@ -248,7 +255,7 @@ async fn a_request_abandoned_mid_transaction_leaks_no_transaction_and_no_partial
     let token = app.issuer.token("org_acme", "write:data");
     // Hold a lock that the create's counter upsert must wait for.
     let mut blocker = app.admin_pool.acquire().await.unwrap();
-    sqlx::raw_sql("begin; lock table tenant_counters in access exclusive mode")
+    sqlx::raw_sql("begin; lock table org_counters in access exclusive mode")
         .execute(&mut *blocker)
         .await
         .unwrap();
