@@ -26,13 +26,17 @@ create table org_counters (
 );
 
 alter table org_counters enable row level security;
-alter table org_counters force row level security;
 create policy tenant_isolation on org_counters for all
   using (org_code = nullif(current_setting('app.org_code', true), ''))
   with check (org_code = nullif(current_setting('app.org_code', true), ''));
 
 grant select, insert, update on org_counters to orgwall_tenant;
 
+-- The move reads and writes every organization's counters. Whoever runs the migrations owns
+-- both tables, and an owner is exempt from a table's policies only while they are not forced
+-- (a superuser always is): both are unforced for the move and org_counters forced right
+-- after, in this migration's one transaction.
+alter table tenant_counters no force row level security;
 insert into org_counters (org_code, last_record_id, live_records, last_user_id, last_event_id, created_at)
 select org_code,
        coalesce(max(last_value) filter (where counter = 'records'), 0),
@@ -42,6 +46,7 @@ select org_code,
        min(created_at)
   from tenant_counters
  group by org_code;
+alter table org_counters force row level security;
 
 drop trigger records_live_insert on records;
 drop trigger records_live_delete on records;

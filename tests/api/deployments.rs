@@ -381,3 +381,90 @@ async fn migrate_refuses_the_database_owner_as_the_runtime_role() {
         .unwrap();
     assert!(!can_login, "the owner role was left as it was");
 }
+
+/// The last migration before organizations' counters became one row each.
+const BEFORE_ONE_COUNTER_ROW: i64 = 20261201180000;
+
+#[tokio::test]
+async fn the_move_to_one_counter_row_per_org_keeps_every_id_and_total_when_the_owner_migrates() {
+    // Arrange: a database owned by a role that is neither superuser nor BYPASSRLS (as a managed
+    // PostgreSQL gives), migrated by it to the migration before, holding data written the way
+    // that release wrote it: Acme with three records (one deleted since), two users and four
+    // events, Beta with one record. Forced RLS applies to such an owner.
+    let mut made = Made::default();
+    let owner = own_role(&mut made, "login nosuperuser nobypassrls").await;
+    let db = unique("orgwall_test_upgrade");
+    made.databases.push(db.clone());
+    superuser_on("postgres")
+        .await
+        .execute(sqlx::AssertSqlSafe(format!(
+            "create database {db} owner {owner}"
+        )))
+        .await
+        .unwrap();
+    let mut as_owner = PgConnection::connect_with(&options().database(&db).username(&owner))
+        .await
+        .unwrap();
+    orgwall::MIGRATOR
+        .run_to(BEFORE_ONE_COUNTER_ROW, &mut as_owner)
+        .await
+        .unwrap();
+    let mut superuser = superuser_on(&db).await;
+    for statement in [
+        "select tenant_create_record('org_acme', 'app_a', 'A', '1')",
+        "select tenant_create_record('org_acme', 'app_a', 'B', '2')",
+        "select tenant_create_record('org_acme', 'app_a', 'C', '3')",
+        "select tenant_create_record('org_beta', 'app_b', 'B', '1')",
+        "begin; select tenant_enter('org_acme');
+         insert into org_users (org_code, id, email, name)
+         values ('org_acme', tenant_next_id('org_acme', 'org_users'), 'a@acme.test', 'A'),
+                ('org_acme', tenant_next_id('org_acme', 'org_users'), 'b@acme.test', 'B');
+         delete from records where id = 2;
+         select tenant_audit('org_acme', 'record.deleted', 'app_a', '{\"record_id\": 2}');
+         commit",
+    ] {
+        superuser
+            .execute(sqlx::AssertSqlSafe(statement))
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+
+    // Act
+    orgwall::MIGRATOR.run(&mut as_owner).await.unwrap();
+
+    // Assert: each org's counters in its one row, which RLS guards again...
+    let counters: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "select org_code, last_record_id, live_records, last_user_id, last_event_id
+           from org_counters order by org_code",
+    )
+    .fetch_all(&mut superuser)
+    .await
+    .unwrap();
+    assert_eq!(
+        counters,
+        [
+            ("org_acme".to_owned(), 3, 2, 2, 4),
+            ("org_beta".to_owned(), 1, 1, 0, 1)
+        ]
+    );
+    let forced: Vec<(String, bool)> = sqlx::query_as(
+        "select relname::text, relforcerowsecurity from pg_class
+          where relname in ('org_counters', 'tenant_counters') and relkind = 'r'",
+    )
+    .fetch_all(&mut superuser)
+    .await
+    .unwrap();
+    assert_eq!(forced, [("org_counters".to_owned(), true)]);
+    // ...and the next create carries on from them: record 4, event 5, three live records.
+    let mut scalar = async |sql: &str| -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut superuser)
+            .await
+            .unwrap()
+    };
+    let record = scalar("select id from tenant_create_record('org_acme', 'app_a', 'D', '4')").await;
+    let event = scalar("select max(id) from audit_events where org_code = 'org_acme'").await;
+    let total = scalar("select tenant_count_records('org_acme')").await;
+    assert_eq!((record, event, total), (4, 5, 3));
+    let _ = as_owner.close().await;
+}

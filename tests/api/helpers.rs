@@ -286,15 +286,6 @@ impl TestDb {
     /// database-level setup (a runtime role, for one) runs `migrate` on its clone.
     pub async fn create() -> Self {
         let template = migrated_template().await;
-        Self::create_from(&format!(r#"template "{template}""#)).await
-    }
-
-    /// An empty database, for a test that applies the migrations itself, step by step.
-    pub async fn empty() -> Self {
-        Self::create_from("").await
-    }
-
-    async fn create_from(options: &str) -> Self {
         let janitor = Janitor::get();
         let name = format!(
             "{TEST_DB_PREFIX}{}_{}",
@@ -305,10 +296,10 @@ impl TestDb {
             .await
             .expect("connect to the postgres database");
         conn.execute(sqlx::AssertSqlSafe(format!(
-            r#"create database "{name}" {options}"#
+            r#"create database "{name}" template "{template}""#
         )))
         .await
-        .expect("create the test database");
+        .expect("create the test database from the template");
         let _ = conn.close().await;
         let url = format!("{}/{name}", server_url());
         Self { name, url }
