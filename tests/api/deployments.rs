@@ -266,6 +266,20 @@ async fn own_role(made: &mut Made, attributes: &str) -> String {
     name
 }
 
+/// Creates a database of the test's own, owned by `owner`, returning its name.
+async fn own_database(made: &mut Made, owner: &str) -> String {
+    let db = unique("orgwall_test");
+    made.databases.push(db.clone());
+    superuser_on("postgres")
+        .await
+        .execute(sqlx::AssertSqlSafe(format!(
+            "create database {db} owner {owner}"
+        )))
+        .await
+        .unwrap();
+    db
+}
+
 #[tokio::test]
 async fn migrate_refuses_an_existing_group_role_that_can_log_in_bypass_rls_or_create_roles() {
     let mut made = Made::default();
@@ -352,15 +366,7 @@ async fn the_migration_refuses_such_a_role_too() {
 async fn migrate_refuses_the_database_owner_as_the_runtime_role() {
     let mut made = Made::default();
     let owner = own_role(&mut made, "nologin").await;
-    let db = unique("orgwall_test");
-    made.databases.push(db.clone());
-    superuser_on("postgres")
-        .await
-        .execute(sqlx::AssertSqlSafe(format!(
-            "create database {db} owner {owner}"
-        )))
-        .await
-        .unwrap();
+    let db = own_database(&mut made, &owner).await;
     let settings = Settings::from_map(&HashMap::from([
         ("database_url".into(), format!("{}/{db}", server_url())),
         ("database_runtime_role".into(), owner.clone()),
@@ -393,15 +399,7 @@ async fn the_move_to_one_counter_row_per_org_keeps_every_id_and_total_when_the_o
     // events, Beta with one record. Forced RLS applies to such an owner.
     let mut made = Made::default();
     let owner = own_role(&mut made, "login nosuperuser nobypassrls").await;
-    let db = unique("orgwall_test_upgrade");
-    made.databases.push(db.clone());
-    superuser_on("postgres")
-        .await
-        .execute(sqlx::AssertSqlSafe(format!(
-            "create database {db} owner {owner}"
-        )))
-        .await
-        .unwrap();
+    let db = own_database(&mut made, &owner).await;
     let mut as_owner = PgConnection::connect_with(&options().database(&db).username(&owner))
         .await
         .unwrap();

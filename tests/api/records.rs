@@ -137,6 +137,55 @@ async fn records_can_be_read_updated_and_deleted_within_the_org() {
 }
 
 #[tokio::test]
+async fn the_list_total_counts_creates_and_deletes_whatever_statement_deletes() {
+    let app = TestApp::spawn().await;
+    for name in ["a", "b", "c"] {
+        app.create_record("org_acme", name, json!(0)).await;
+    }
+    app.create_record("org_beta", "beta", json!(0)).await;
+    let token = app.issuer.token("org_acme", "delete:data");
+    let total = |org: &'static str| {
+        let app = &app;
+        async move {
+            let token = app.issuer.token(org, "read:data");
+            let res = app.get(&format!("/orgs/{org}/data"), Some(&token)).await;
+            res.json::<Value>().await.unwrap()["total"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let delete = |id: i64| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.http
+                .delete(app.url(&format!("/orgs/org_acme/data/{id}")))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!((total("org_acme").await, total("org_beta").await), (3, 1));
+
+    // Through the API, then a second time (nothing left to delete).
+    assert_eq!(delete(2).await, 204);
+    assert_eq!(delete(2).await, 404);
+    assert_eq!((total("org_acme").await, total("org_beta").await), (2, 1));
+
+    // Through any other statement in the tenant's context: the trigger counts it too.
+    let mut tx = TenantTx::begin(&app.admin_pool, &ctx("org_acme"))
+        .await
+        .unwrap();
+    sqlx::query("delete from records where id in (1, 3)")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((total("org_acme").await, total("org_beta").await), (0, 1));
+}
+
+#[tokio::test]
 async fn ids_are_per_organization() {
     let app = TestApp::spawn().await;
     assert_eq!(app.create_record("org_acme", "a1", json!(1)).await, 1);
